@@ -1,0 +1,36 @@
+# One command to run the service on the embedded stack, one to run every test.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench setup clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+## make run [DATA=dir]: local Kafka, FerretDB and moto, demo (or DATA) loaded, worker on :6066
+run: $(STAMP)
+	$(PY) -m devstack run $(if $(DATA),--data $(DATA),)
+
+## make test: the whole suite (unit, agents, web, e2e on the local stack; Docker tests skip)
+test: $(STAMP)
+	$(PY) -m devstack prepare
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+bench: $(STAMP)
+	$(PY) -m bench.entries_export $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,179 @@
+"""The export runner: one export at a time, oldest first, from the status table."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from core.app import app
+from core.errors import ExportServiceError, ExportTimedOut
+from core.events import export_result_bytes
+from core.models import ErrorInfo, ExportRecord, Status, utcnow
+from core.settings import Settings
+from exporters.naming import export_prefix
+from exporters.registry import get_spec
+from exporters.runner import (
+    ExportResult,
+    Progress,
+    RunOptions,
+    count_source,
+    load_context,
+    run_export,
+)
+from topics.definitions import export_events_topic, status_store
+
+logger = logging.getLogger(__name__)
+
+_IDLE_POLL_SECONDS = 1.0
+
+
+def run_options(settings: Settings) -> RunOptions:
+    return RunOptions(
+        bucket_names={
+            name: settings.bucket(name) for name in ("exports", "scoring", "vfScoring", "sfmc")
+        },
+        acl_disabled_buckets=settings.s3_acl_disabled_buckets,
+        batch_size=settings.mongo_batch_size,
+        part_size=settings.s3_part_size_bytes,
+        max_in_flight=settings.s3_max_concurrent_parts,
+        progress_interval_seconds=settings.progress_interval_seconds,
+        progress_interval_rows=settings.progress_interval_rows,
+    )
+
+
+async def announce(record: ExportRecord) -> ExportRecord:
+    """Publish the terminal event, then mark the record announced (re-sent after a crash)."""
+    fut = await export_events_topic.send(key=record.id.encode(), value=export_result_bytes(record))
+    await fut
+    announced = record.evolve(announced=True)
+    status_store.put(announced)
+    return announced
+
+
+async def _execute(record: ExportRecord) -> tuple[ExportRecord, ExportResult]:
+    """Trigger and run one export; returns the TRIGGERED record and the run's result."""
+    settings: Settings = app.settings
+    deps = app.deps
+    spec = get_spec(record.export_type)
+    ctx = await load_context(
+        spec,
+        deps.source,
+        export_id=record.id,
+        campaign_id=record.campaign_id,
+        params=record.params,
+    )
+    # A previous attempt killed mid-upload left an incomplete multipart upload behind.
+    bucket = settings.bucket(spec.bucket)
+    await deps.store.abort_uploads(bucket, export_prefix(spec.name, record.campaign_id, record.id))
+    total = await count_source(spec, ctx, deps.source)
+    current = record.evolve(total_count=total)
+    status_store.put(current)
+
+    async def on_progress(progress: Progress) -> None:
+        nonlocal current
+        current = current.evolve(
+            row_count=progress.row_count, skipped_count=progress.skipped_count
+        )
+        status_store.put(current)
+
+    result = await run_export(
+        spec,
+        ctx,
+        source=deps.source,
+        store=deps.store,
+        options=run_options(settings),
+        on_progress=on_progress,
+    )
+    return current, result
+
+
+def _failed(record: ExportRecord, status: Status, code: str, message: str) -> ExportRecord:
+    return record.evolve(
+        status=status, finished_at=utcnow(), error=ErrorInfo(code=code, message=message)
+    )
+
+
+async def run_one(record: ExportRecord) -> ExportRecord:
+    """Run an export to a terminal status; never raises for the export's own failures."""
+    settings: Settings = app.settings
+    if record.attempts >= settings.export_max_attempts:
+        final = _failed(
+            record,
+            Status.FAILED,
+            "TOO_MANY_ATTEMPTS",
+            f"the export was started {record.attempts} times without finishing",
+        )
+        status_store.put(final)
+        return await announce(final)
+    triggered = record.evolve(
+        status=Status.TRIGGERED, triggered_at=utcnow(), attempts=record.attempts + 1
+    )
+    status_store.put(triggered)
+    logger.info("export %s TRIGGERED (%s)", record.id, record.export_type)
+    current = triggered
+    try:
+        async with asyncio.timeout(settings.export_timeout_seconds):
+            current, result = await _execute(triggered)
+        final = current.evolve(
+            status=Status.FINISHED,
+            finished_at=utcnow(),
+            row_count=result.row_count,
+            skipped_count=result.skipped_count,
+            bucket=result.bucket,
+            objects=result.objects,
+            error=None,
+        )
+    except TimeoutError:
+        err = ExportTimedOut(f"export ran longer than {settings.export_timeout_seconds:g} s")
+        final = _failed(current, Status.EXPIRED, err.code, err.message)
+    except ExportServiceError as exc:
+        final = _failed(current, Status.FAILED, exc.code, exc.message)
+    except Exception as exc:
+        logger.exception("export %s failed unexpectedly", record.id)
+        final = _failed(current, Status.FAILED, "INTERNAL_ERROR", f"{type(exc).__name__}: {exc}")
+    status_store.put(final)
+    logger.info("export %s %s", record.id, final.status.value)
+    return await announce(final)
+
+
+def _owns_queue() -> bool:
+    """Only the worker assigned the exports partition runs exports."""
+    topic = app.settings.topic_exports
+    assignment: Any = app.consumer.assignment()
+    return any(tp.topic == topic for tp in assignment)
+
+
+async def _wait_for_work() -> None:
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(_IDLE_POLL_SECONDS):
+            await status_store.work_available.wait()
+
+
+async def _announce_pending_results() -> None:
+    for record in status_store.unannounced():
+        await announce(record)
+
+
+@app.task  # type: ignore[misc]
+async def export_runner() -> None:
+    """Starts after table recovery; runs the queue until the app stops.
+
+    Results a crash (or a broker outage) kept from export-events are re-announced
+    whenever the queue is idle.
+    """
+    while not app.should_stop:
+        # Cleared before looking, so a request recorded meanwhile is never missed.
+        status_store.work_available.clear()
+        try:
+            await _announce_pending_results()
+            record = status_store.next_to_run() if _owns_queue() else None
+            if record is None:
+                await _wait_for_work()
+                continue
+            await run_one(record)
+        except Exception:
+            # The runner must outlive any single failure (e.g. the broker briefly gone).
+            logger.exception("export runner iteration failed; retrying")
+            await asyncio.sleep(_IDLE_POLL_SECONDS)

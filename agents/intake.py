@@ -1,0 +1,71 @@
+"""The intake agent: every event on the exports topic is recorded at once or dead-lettered."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pydantic import ValidationError
+
+from core.app import app
+from core.errors import ExportServiceError
+from core.events import ExportRequested, dead_letter_bytes, parse_input_event
+from core.models import ExportRecord, utcnow
+from exporters.registry import get_spec
+from exporters.runner import parse_params
+from topics.definitions import dlq_topic, exports_topic, status_store
+
+logger = logging.getLogger(__name__)
+
+
+async def dead_letter(raw: bytes | None, *, reason: str, detail: Any, origin: dict[str, Any]) -> None:
+    """Publish the refused event with its reason; wait until the broker has it."""
+    fut = await dlq_topic.send(value=dead_letter_bytes(raw, reason=reason, detail=detail, origin=origin))
+    await fut
+    logger.warning("dead-lettered an input event: %s", reason, extra={"origin": origin})
+
+
+def record_export_request(event: ExportRequested) -> ExportRecord:
+    """Validate the type and params, then record it PENDING (or find what serves it)."""
+    spec = get_spec(event.export_type)
+    parse_params(spec, event.params)
+    record = ExportRecord(
+        id=event.export_id,
+        campaignId=event.campaign_id,
+        exportType=spec.name,
+        params=dict(event.params),
+        source="kafka",
+        requestedBy=event.requested_by,
+        createdAt=utcnow(),
+    )
+    accepted, created = status_store.accept(record)
+    if created:
+        logger.info("export %s recorded PENDING", record.id)
+    return accepted
+
+
+@app.agent(exports_topic)  # type: ignore[misc]
+async def intake(stream: Any) -> None:
+    """Records requests while an export runs elsewhere: this agent never runs one."""
+    async for event in stream.events():
+        raw: bytes | None = event.value
+        message = event.message
+        origin = {"topic": message.topic, "partition": message.partition, "offset": message.offset}
+        try:
+            parsed = parse_input_event(raw or b"")
+        except ValidationError as exc:
+            await dead_letter(raw, reason="INVALID_EVENT", detail=exc.errors(include_url=False), origin=origin)
+            continue
+        except ValueError as exc:
+            await dead_letter(raw, reason="INVALID_JSON", detail=str(exc), origin=origin)
+            continue
+        if not isinstance(parsed, ExportRequested):
+            # CCPA deletions are handled in a later step of the service; never dropped silently.
+            await dead_letter(raw, reason="UNSUPPORTED_EVENT", detail=parsed.type, origin=origin)
+            continue
+        try:
+            record_export_request(parsed)
+        except ExportServiceError as exc:
+            await dead_letter(
+                raw, reason=exc.code, detail={"message": exc.message, **exc.details}, origin=origin
+            )

@@ -1,0 +1,89 @@
+"""The Faust app: one module-level `app`, its settings, and the Deps it opens and closes."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import AsyncExitStack
+from datetime import timedelta
+from typing import Any
+
+import faust
+
+from core.deps import Deps
+from core.settings import Settings, get_settings
+from core.topic_admin import ensure_topics
+
+logger = logging.getLogger(__name__)
+
+
+class ExportApp(faust.App):  # type: ignore[misc]
+    """faust.App that creates its topics first and owns the service's clients."""
+
+    def __init__(self, settings: Settings, **options: Any) -> None:
+        self.settings = settings
+        self._deps: Deps | None = None
+        self._deps_stack: AsyncExitStack | None = None
+        super().__init__(
+            settings.app_id,
+            broker=settings.kafka_broker_url,
+            store="memory://",
+            datadir=settings.data_dir,
+            topic_partitions=1,
+            topic_replication_factor=settings.kafka_replication_factor,
+            topic_allow_declare=True,
+            consumer_auto_offset_reset="earliest",
+            broker_session_timeout=settings.kafka_session_timeout_seconds,
+            broker_heartbeat_interval=settings.kafka_heartbeat_interval_seconds,
+            producer_acks=-1,
+            table_cleanup_interval=timedelta(minutes=5).total_seconds(),
+            web_host=settings.web_host,
+            web_port=settings.web_port,
+            web_in_thread=False,
+            # Faust's own blueprints expose raw table contents and internals; the service
+            # serves only its documented API.
+            web_stats_enabled=False,
+            web_graph_enabled=False,
+            web_router_enabled=False,
+            web_tables_enabled=False,
+            web_metrics_enabled=False,
+            stream_recovery_delay=0.0,
+            **options,
+        )
+
+    @property
+    def deps(self) -> Deps:
+        """The opened clients; asked at call time by agents and views."""
+        if self._deps is None:
+            raise RuntimeError("the app's dependencies are not open yet")
+        return self._deps
+
+    @deps.setter
+    def deps(self, deps: Deps) -> None:
+        self._deps = deps
+
+    async def on_first_start(self) -> None:
+        await super().on_first_start()
+        # Before the consumer and producer start: topics exist with one partition.
+        await ensure_topics(
+            self.settings.kafka_broker_url,
+            self.settings.topics(),
+            replication_factor=self.settings.kafka_replication_factor,
+        )
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        if self._deps is None:
+            from core.wiring import open_deps  # the composition root, only when running
+
+            self._deps_stack = AsyncExitStack()
+            self._deps = await open_deps(self.settings, self._deps_stack)
+
+    async def on_shutdown(self) -> None:
+        if self._deps_stack is not None:
+            await self._deps_stack.aclose()
+            self._deps_stack = None
+            self._deps = None
+        await super().on_shutdown()
+
+
+app = ExportApp(get_settings())

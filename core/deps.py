@@ -1,0 +1,81 @@
+"""The ports the exporters and views depend on, and the bundle of them (Deps)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Collection, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+Doc = dict[str, Any]
+
+
+class DocumentSource(Protocol):
+    """Read access to the operational database."""
+
+    def find(
+        self,
+        collection: str,
+        query: Mapping[str, Any],
+        *,
+        projection: Mapping[str, Any] | None = None,
+        batch_size: int = 1000,
+    ) -> AsyncIterator[list[Doc]]:
+        """Documents matching `query`, in batches; closing the iterator closes the cursor."""
+        ...
+
+    async def find_by_ids(
+        self,
+        collection: str,
+        ids: Collection[str],
+        *,
+        projection: Mapping[str, Any] | None = None,
+    ) -> dict[str, Doc]:
+        """The documents with these `_id`s, by id (one query, however many ids)."""
+        ...
+
+    async def find_one(self, collection: str, query: Mapping[str, Any]) -> Doc | None: ...
+
+    async def count(self, collection: str, query: Mapping[str, Any]) -> int: ...
+
+    async def ping(self) -> None: ...
+
+
+class MultipartUpload(Protocol):
+    """One object being written in parts; nothing is visible until `complete`."""
+
+    bucket: str
+    key: str
+
+    async def upload_part(self, part_number: int, data: bytes) -> None: ...
+
+    async def complete(self) -> None: ...
+
+    async def abort(self) -> None: ...
+
+
+class ObjectStore(Protocol):
+    """The S3 operations the service uses."""
+
+    async def start_upload(
+        self, bucket: str, key: str, *, content_type: str, acl: str | None
+    ) -> MultipartUpload: ...
+
+    async def presign_get(self, bucket: str, key: str, *, expires_in: int) -> str: ...
+
+    async def delete_objects(self, bucket: str, keys: Collection[str]) -> None: ...
+
+    async def list_keys(self, bucket: str, prefix: str) -> list[str]: ...
+
+    async def abort_uploads(self, bucket: str, prefix: str) -> int:
+        """Abort every in-progress multipart upload under `prefix`; how many there were."""
+        ...
+
+    async def ping(self, bucket: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Deps:
+    """Everything with I/O that agents and views need; tests put fakes here."""
+
+    source: DocumentSource
+    store: ObjectStore

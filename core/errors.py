@@ -1,0 +1,81 @@
+"""Errors that own their code, HTTP status and message."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class ExportServiceError(Exception):
+    """Base of every error the service reports by code."""
+
+    code: ClassVar[str] = "INTERNAL_ERROR"
+    http_status: ClassVar[int] = 500
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+
+# Request errors (4xx)
+
+
+class InvalidRequest(ExportServiceError):
+    code, http_status = "INVALID_REQUEST", 400
+
+
+class UnknownExportType(ExportServiceError):
+    code, http_status = "UNKNOWN_EXPORT_TYPE", 400
+
+    def __init__(self, *, export_type: object, known: list[str]) -> None:
+        super().__init__(
+            f"unknown exportType {export_type!r}",
+            details={"exportType": export_type, "known": known},
+        )
+
+
+class InvalidParams(ExportServiceError):
+    code, http_status = "INVALID_PARAMS", 400
+
+
+class CampaignNotFound(ExportServiceError):
+    code, http_status = "CAMPAIGN_NOT_FOUND", 404
+
+    def __init__(self, *, campaign_id: str) -> None:
+        super().__init__(f"campaign {campaign_id} not found", details={"campaignId": campaign_id})
+
+
+class ExportNotFound(ExportServiceError):
+    code, http_status = "EXPORT_NOT_FOUND", 404
+
+    def __init__(self, *, campaign_id: str, export_id: str) -> None:
+        super().__init__(
+            f"export {export_id} not found in campaign {campaign_id}",
+            details={"campaignId": campaign_id, "exportId": export_id},
+        )
+
+
+class NoMarketsFound(ExportServiceError):
+    code, http_status = "NO_MARKETS_FOUND", 422
+
+    def __init__(self, *, campaign_id: str) -> None:
+        super().__init__(f"campaign {campaign_id} has no markets", details={"campaignId": campaign_id})
+
+
+# Run errors: recorded on the export as error.code / error.message
+
+
+class ExportFailed(ExportServiceError):
+    code = "EXPORT_FAILED"
+
+
+class SourceUnavailable(ExportFailed):
+    code = "SOURCE_UNAVAILABLE"
+
+
+class UploadFailed(ExportFailed):
+    code = "UPLOAD_FAILED"
+
+
+class ExportTimedOut(ExportFailed):
+    code = "EXPORT_TIMEOUT"

@@ -1,0 +1,108 @@
+"""The export record (what the status table holds and the API returns) and its status."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import uuid
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Status(enum.StrEnum):
+    PENDING = "PENDING"
+    TRIGGERED = "TRIGGERED"
+    FINISHED = "FINISHED"
+    FAILED = "FAILED"
+    EXPIRED = "EXPIRED"
+    DELETED = "DELETED"
+
+
+ACTIVE_STATUSES = frozenset({Status.PENDING, Status.TRIGGERED})
+TERMINAL_STATUSES = frozenset({Status.FINISHED, Status.FAILED, Status.EXPIRED, Status.DELETED})
+
+Source = Literal["rest", "kafka"]
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def new_export_id() -> str:
+    return uuid.uuid4().hex
+
+
+class ErrorInfo(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    code: str
+    message: str
+
+
+class StoredObject(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    size: int
+    sha256: str
+
+
+class ExportRecord(BaseModel):
+    """One export request and everything known about its run."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    id: str
+    campaign_id: str = Field(alias="campaignId")
+    export_type: str = Field(alias="exportType")
+    params: dict[str, Any] = Field(default_factory=dict)
+    status: Status = Status.PENDING
+    source: Source = "rest"
+    requested_by: str | None = Field(None, alias="requestedBy")
+    created_at: dt.datetime = Field(default_factory=utcnow, alias="createdAt")
+    triggered_at: dt.datetime | None = Field(None, alias="triggeredAt")
+    finished_at: dt.datetime | None = Field(None, alias="finishedAt")
+    total_count: int | None = Field(None, alias="totalCount")
+    row_count: int = Field(0, alias="rowCount")
+    skipped_count: int = Field(0, alias="skippedCount")
+    bucket: str | None = None
+    objects: tuple[StoredObject, ...] = ()
+    error: ErrorInfo | None = None
+    deleted_at: dt.datetime | None = Field(None, alias="deletedAt")
+    deleted_by: str | None = Field(None, alias="deletedBy")
+    # Run bookkeeping, not part of the public record: how many times the export was
+    # started (a restart after a crash runs it again) and whether its terminal event
+    # reached export-events (re-sent after a crash between the two writes).
+    attempts: int = 0
+    announced: bool = False
+
+    def to_public(self) -> dict[str, Any]:
+        """The record as the API and export-events show it."""
+        data = self.model_dump(mode="json", by_alias=True, exclude={"attempts", "announced"})
+        return data
+
+    def to_store(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+    @classmethod
+    def from_store(cls, data: dict[str, Any]) -> ExportRecord:
+        return cls.model_validate(data)
+
+    def evolve(self, **changes: Any) -> ExportRecord:
+        """A copy with the given fields (by field name) changed."""
+        return self.model_copy(update=changes)
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    def duplicate_key(self) -> tuple[str, str, bytes, dt.date]:
+        """What makes two requests the same export (SPEC §4 duplicate rule)."""
+        return (
+            self.campaign_id,
+            self.export_type,
+            orjson.dumps(self.params, option=orjson.OPT_SORT_KEYS),
+            self.created_at.astimezone(dt.UTC).date(),
+        )

@@ -1,0 +1,78 @@
+"""ObjectSink: bytes in, a multipart upload out, in fixed-size parts with bounded memory."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+
+from core.deps import MultipartUpload
+from core.models import StoredObject
+
+
+class ObjectSink:
+    """Buffers at most one part, keeps at most `max_in_flight` parts uploading at once.
+
+    Peak memory is about (max_in_flight + 1) x part_size whatever the object size; the
+    object's size and sha256 are computed on the way through.
+    """
+
+    def __init__(self, upload: MultipartUpload, *, part_size: int, max_in_flight: int) -> None:
+        self._upload = upload
+        self._part_size = part_size
+        self._max_in_flight = max_in_flight
+        self._buffer = bytearray()
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._next_part = 1
+        self._sha256 = hashlib.sha256()
+        self.size = 0
+
+    @property
+    def key(self) -> str:
+        return self._upload.key
+
+    async def write(self, data: bytes) -> None:
+        self._sha256.update(data)
+        self.size += len(data)
+        self._buffer += data
+        while len(self._buffer) >= self._part_size:
+            part = bytes(self._buffer[: self._part_size])
+            del self._buffer[: self._part_size]
+            await self._send(part)
+
+    async def _send(self, part: bytes) -> None:
+        while len(self._in_flight) >= self._max_in_flight:
+            done, self._in_flight = await asyncio.wait(
+                self._in_flight, return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in done:
+                task.result()  # re-raise an upload failure here, before buffering more
+        number = self._next_part
+        self._next_part += 1
+        self._in_flight.add(asyncio.create_task(self._upload.upload_part(number, part)))
+
+    async def close(self) -> StoredObject:
+        """Send what is buffered, wait for every part and complete the object."""
+        if self._buffer or self._next_part == 1:
+            part = bytes(self._buffer)
+            self._buffer.clear()
+            await self._send(part)
+        if self._in_flight:
+            done, _ = await asyncio.wait(self._in_flight)
+            self._in_flight = set()
+            for task in done:
+                task.result()
+        await self._upload.complete()
+        return StoredObject(key=self._upload.key, size=self.size, sha256=self._sha256.hexdigest())
+
+    async def abort(self) -> None:
+        """Stop every part upload and abort the multipart upload: nothing is left in S3."""
+        for task in self._in_flight:
+            task.cancel()
+        if self._in_flight:
+            done, _ = await asyncio.wait(self._in_flight)
+            for task in done:
+                if not task.cancelled():
+                    task.exception()  # retrieved: the abort is what matters now
+        self._in_flight = set()
+        self._buffer.clear()
+        await self._upload.abort()

@@ -1,0 +1,1 @@
+"""One module per export type, each declaring a single ExportSpec named SPEC."""

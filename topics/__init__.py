@@ -1,0 +1,1 @@
+"""Kafka topics of the service and the export status table, declared beside the app."""

@@ -1,0 +1,132 @@
+"""Export endpoints: request an export, read one (with download URLs), list a campaign's."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+from aiohttp import web
+
+from core.app import app
+from core.errors import ExportNotFound, ExportServiceError
+from core.events import export_requested_bytes
+from core.models import ExportRecord, Status, new_export_id, utcnow
+from exporters.registry import get_spec
+from exporters.runner import load_context
+from topics.definitions import exports_topic, status_store
+from web.auth import Principal, authenticator
+from web.requests import (
+    decode_cursor,
+    encode_cursor,
+    parse_create_body,
+    parse_list_query,
+    read_json,
+    validated_id,
+)
+from web.responses import ApiView, json_response
+
+logger = logging.getLogger(__name__)
+
+blueprint = faust.web.Blueprint("exports")
+
+
+class Forbidden(ExportServiceError):
+    code, http_status = "FORBIDDEN", 403
+
+
+class PublishFailed(ExportServiceError):
+    code, http_status = "QUEUE_UNAVAILABLE", 503
+
+
+def _authorised(request: web.Request, campaign_id: str) -> Principal:
+    principal = authenticator.authenticate(request)
+    if not principal.can_report(campaign_id):
+        raise Forbidden("REPORT permission on the campaign is required")
+    return principal
+
+
+async def _with_download_urls(record: ExportRecord) -> dict[str, Any]:
+    body = record.to_public()
+    if record.status == Status.FINISHED and record.bucket:
+        expiry = app.settings.presign_expiry_seconds
+        body["downloadUrls"] = [
+            {"key": obj.key, "url": await app.deps.store.presign_get(record.bucket, obj.key, expires_in=expiry)}
+            for obj in record.objects
+        ]
+    return body
+
+
+@blueprint.route("/campaigns/{campaign_id}/exports", name="campaign-exports")
+class CampaignExports(ApiView):
+    async def post(self, request: web.Request, campaign_id: str) -> web.Response:
+        campaign_id = validated_id(campaign_id, name="campaignId")
+        principal = _authorised(request, campaign_id)
+        body = parse_create_body(await read_json(request))
+        spec = get_spec(body.export_type)
+        export_id = new_export_id()
+        # Unknown campaign (404), bad params (400) and no markets (422) fail here, not later.
+        await load_context(
+            spec, app.deps.source, export_id=export_id, campaign_id=campaign_id, params=body.params
+        )
+        record = ExportRecord(
+            id=export_id,
+            campaignId=campaign_id,
+            exportType=spec.name,
+            params=body.params,
+            source="rest",
+            requestedBy=principal.sub,
+            createdAt=utcnow(),
+        )
+        # No await between the duplicate check and the write: concurrent requests
+        # in this worker cannot both create the same export.
+        accepted, created = status_store.accept(record)
+        if not created:
+            return json_response(accepted.to_public(), status=200)
+        try:
+            fut = await exports_topic.send(key=record.id.encode(), value=export_requested_bytes(record))
+            await fut
+        except Exception as exc:
+            status_store.remove(record.id)
+            logger.exception("publishing export request %s failed", record.id)
+            raise PublishFailed("the export queue is unavailable, try again") from exc
+        return json_response(record.to_public(), status=202)
+
+    async def get(self, request: web.Request, campaign_id: str) -> web.Response:
+        campaign_id = validated_id(campaign_id, name="campaignId")
+        _authorised(request, campaign_id)
+        query = parse_list_query(request.query)
+        records = status_store.for_campaign(campaign_id)
+        if query.status is not None:
+            records = [r for r in records if r.status == query.status]
+        if query.export_type is not None:
+            records = [r for r in records if r.export_type == query.export_type]
+        if query.cursor is not None:
+            after = decode_cursor(query.cursor)
+            records = [r for r in records if (r.created_at, r.id) < after]
+        page = records[: query.limit]
+        next_cursor = (
+            encode_cursor(page[-1].created_at, page[-1].id) if len(records) > query.limit else None
+        )
+        return json_response({"items": [r.to_public() for r in page], "next": next_cursor})
+
+
+@blueprint.route("/campaigns/{campaign_id}/exports/{export_id}", name="campaign-export")
+class CampaignExport(ApiView):
+    async def get(self, request: web.Request, campaign_id: str, export_id: str) -> web.Response:
+        campaign_id = validated_id(campaign_id, name="campaignId")
+        export_id = validated_id(export_id, name="exportId")
+        _authorised(request, campaign_id)
+        record = status_store.get(export_id)
+        if record is None or record.campaign_id != campaign_id:
+            raise ExportNotFound(campaign_id=campaign_id, export_id=export_id)
+        return json_response(await _with_download_urls(record))
+
+
+@blueprint.route("/heartbeat", name="heartbeat")
+class Heartbeat(ApiView):
+    async def get(self, request: web.Request) -> web.Response:
+        return json_response({"status": "ok"})
+
+
+blueprint.register(app, url_prefix="")
