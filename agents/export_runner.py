@@ -31,9 +31,7 @@ _IDLE_POLL_SECONDS = 1.0
 
 def run_options(settings: Settings) -> RunOptions:
     return RunOptions(
-        bucket_names={
-            name: settings.bucket(name) for name in ("exports", "scoring", "vfScoring", "sfmc")
-        },
+        bucket_names=settings.bucket_map(),
         acl_disabled_buckets=settings.s3_acl_disabled_buckets,
         batch_size=settings.mongo_batch_size,
         part_size=settings.s3_part_size_bytes,
@@ -73,9 +71,7 @@ async def _execute(record: ExportRecord) -> tuple[ExportRecord, ExportResult]:
 
     async def on_progress(progress: Progress) -> None:
         nonlocal current
-        current = current.evolve(
-            row_count=progress.row_count, skipped_count=progress.skipped_count
-        )
+        current = current.evolve(row_count=progress.row_count, skipped_count=progress.skipped_count)
         status_store.put(current)
 
     result = await run_export(
@@ -156,7 +152,7 @@ async def _announce_pending_results() -> None:
         await announce(record)
 
 
-@app.task  # type: ignore[misc]
+@app.task  # type: ignore[untyped-decorator]
 async def export_runner() -> None:
     """Starts after table recovery; runs the queue until the app stops.
 

@@ -18,9 +18,13 @@ from topics.definitions import dlq_topic, exports_topic, status_store
 logger = logging.getLogger(__name__)
 
 
-async def dead_letter(raw: bytes | None, *, reason: str, detail: Any, origin: dict[str, Any]) -> None:
+async def dead_letter(
+    raw: bytes | None, *, reason: str, detail: Any, origin: dict[str, Any]
+) -> None:
     """Publish the refused event with its reason; wait until the broker has it."""
-    fut = await dlq_topic.send(value=dead_letter_bytes(raw, reason=reason, detail=detail, origin=origin))
+    fut = await dlq_topic.send(
+        value=dead_letter_bytes(raw, reason=reason, detail=detail, origin=origin)
+    )
     await fut
     logger.warning("dead-lettered an input event: %s", reason, extra={"origin": origin})
 
@@ -31,12 +35,12 @@ def record_export_request(event: ExportRequested) -> ExportRecord:
     parse_params(spec, event.params)
     record = ExportRecord(
         id=event.export_id,
-        campaignId=event.campaign_id,
-        exportType=spec.name,
+        campaign_id=event.campaign_id,
+        export_type=spec.name,
         params=dict(event.params),
         source="kafka",
-        requestedBy=event.requested_by,
-        createdAt=utcnow(),
+        requested_by=event.requested_by,
+        created_at=utcnow(),
     )
     accepted, created = status_store.accept(record)
     if created:
@@ -44,7 +48,7 @@ def record_export_request(event: ExportRequested) -> ExportRecord:
     return accepted
 
 
-@app.agent(exports_topic)  # type: ignore[misc]
+@app.agent(exports_topic)
 async def intake(stream: Any) -> None:
     """Records requests while an export runs elsewhere: this agent never runs one."""
     async for event in stream.events():
@@ -54,7 +58,9 @@ async def intake(stream: Any) -> None:
         try:
             parsed = parse_input_event(raw or b"")
         except ValidationError as exc:
-            await dead_letter(raw, reason="INVALID_EVENT", detail=exc.errors(include_url=False), origin=origin)
+            await dead_letter(
+                raw, reason="INVALID_EVENT", detail=exc.errors(include_url=False), origin=origin
+            )
             continue
         except ValueError as exc:
             await dead_letter(raw, reason="INVALID_JSON", detail=str(exc), origin=origin)

@@ -16,7 +16,7 @@ from core.topic_admin import ensure_topics
 logger = logging.getLogger(__name__)
 
 
-class ExportApp(faust.App):  # type: ignore[misc]
+class ExportApp(faust.App):
     """faust.App that creates its topics first and owns the service's clients."""
 
     def __init__(self, settings: Settings, **options: Any) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Mapping
+from collections.abc import AsyncGenerator, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -19,7 +19,7 @@ class DocumentSource(Protocol):
         *,
         projection: Mapping[str, Any] | None = None,
         batch_size: int = 1000,
-    ) -> AsyncIterator[list[Doc]]:
+    ) -> AsyncGenerator[list[Doc], None]:
         """Documents matching `query`, in batches; closing the iterator closes the cursor."""
         ...
 

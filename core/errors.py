@@ -59,7 +59,9 @@ class NoMarketsFound(ExportServiceError):
     code, http_status = "NO_MARKETS_FOUND", 422
 
     def __init__(self, *, campaign_id: str) -> None:
-        super().__init__(f"campaign {campaign_id} has no markets", details={"campaignId": campaign_id})
+        super().__init__(
+            f"campaign {campaign_id} has no markets", details={"campaignId": campaign_id}
+        )
 
 
 # Run errors: recorded on the export as error.code / error.message

@@ -82,7 +82,9 @@ def export_result_bytes(record: ExportRecord) -> bytes:
     )
 
 
-def dead_letter_bytes(raw: bytes | None, *, reason: str, detail: Any, origin: dict[str, Any]) -> bytes:
+def dead_letter_bytes(
+    raw: bytes | None, *, reason: str, detail: Any, origin: dict[str, Any]
+) -> bytes:
     """A DLQ message: why it was refused, where it came from, and the original bytes."""
     original = raw or b""
     try:

@@ -66,14 +66,18 @@ class Settings(BaseSettings):
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
-    def bucket(self, name: BucketName) -> str:
-        """The real bucket behind a logical bucket name."""
+    def bucket_map(self) -> dict[str, str]:
+        """Logical bucket name -> real bucket name."""
         return {
             "exports": self.s3_bucket_exports,
             "scoring": self.s3_bucket_scoring,
             "vfScoring": self.s3_bucket_vf_scoring,
             "sfmc": self.s3_bucket_sfmc,
-        }[name]
+        }
+
+    def bucket(self, name: BucketName) -> str:
+        """The real bucket behind a logical bucket name."""
+        return self.bucket_map()[name]
 
     def all_buckets(self) -> tuple[str, ...]:
         return (

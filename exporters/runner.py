@@ -64,9 +64,7 @@ def parse_params(spec: ExportSpec, params: Mapping[str, Any] | None) -> BaseMode
         errors = [
             {"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"]} for e in exc.errors()
         ]
-        raise InvalidParams(
-            f"invalid params for {spec.name}", details={"errors": errors}
-        ) from exc
+        raise InvalidParams(f"invalid params for {spec.name}", details={"errors": errors}) from exc
 
 
 async def load_context(
@@ -102,9 +100,7 @@ class _Joiner:
     def __init__(self, joins: Sequence[Join], source: DocumentSource, ctx: ExportContext) -> None:
         self._joins = joins
         self._source = source
-        self._caches: dict[str, dict[str, Doc | None]] = {
-            j.name: {} for j in joins if j.cached
-        }
+        self._caches: dict[str, dict[str, Doc | None]] = {j.name: {} for j in joins if j.cached}
         if "markets" in {j.collection for j in joins if j.cached}:
             for join in joins:
                 if join.collection == "markets" and join.cached:

@@ -100,7 +100,7 @@ def identity(row: Row) -> Iterable[Row]:
     return (row,)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ExportSpec:
     """One export type, declared; the engine in `exporters.runner` does the rest."""
 

@@ -51,7 +51,10 @@ async def _with_download_urls(record: ExportRecord) -> dict[str, Any]:
     if record.status == Status.FINISHED and record.bucket:
         expiry = app.settings.presign_expiry_seconds
         body["downloadUrls"] = [
-            {"key": obj.key, "url": await app.deps.store.presign_get(record.bucket, obj.key, expires_in=expiry)}
+            {
+                "key": obj.key,
+                "url": await app.deps.store.presign_get(record.bucket, obj.key, expires_in=expiry),
+            }
             for obj in record.objects
         ]
     return body
@@ -71,12 +74,12 @@ class CampaignExports(ApiView):
         )
         record = ExportRecord(
             id=export_id,
-            campaignId=campaign_id,
-            exportType=spec.name,
+            campaign_id=campaign_id,
+            export_type=spec.name,
             params=body.params,
             source="rest",
-            requestedBy=principal.sub,
-            createdAt=utcnow(),
+            requested_by=principal.sub,
+            created_at=utcnow(),
         )
         # No await between the duplicate check and the write: concurrent requests
         # in this worker cannot both create the same export.
@@ -84,7 +87,9 @@ class CampaignExports(ApiView):
         if not created:
             return json_response(accepted.to_public(), status=200)
         try:
-            fut = await exports_topic.send(key=record.id.encode(), value=export_requested_bytes(record))
+            fut = await exports_topic.send(
+                key=record.id.encode(), value=export_requested_bytes(record)
+            )
             await fut
         except Exception as exc:
             status_store.remove(record.id)

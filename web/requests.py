@@ -36,7 +36,9 @@ async def read_json(request: web.Request) -> Any:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise InvalidRequest("request body is not valid JSON", details={"reason": str(exc)}) from exc
+        raise InvalidRequest(
+            "request body is not valid JSON", details={"reason": str(exc)}
+        ) from exc
 
 
 def parse_create_body(data: Any) -> CreateExportBody:

@@ -29,14 +29,16 @@ def error_response(
     )
 
 
-class ApiView(faust.web.View):  # type: ignore[misc]
+class ApiView(faust.web.View):
     """A view whose typed errors become the error shape and whose bugs become a clean 500."""
 
     async def dispatch(self, request: Any) -> Any:
         try:
             return await super().dispatch(request)
         except ExportServiceError as exc:
-            return error_response(exc.code, exc.message, status=exc.http_status, details=exc.details)
+            return error_response(
+                exc.code, exc.message, status=exc.http_status, details=exc.details
+            )
         except web.HTTPException:
             raise
         except Exception:

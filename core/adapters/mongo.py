@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Collection, Mapping
+from collections.abc import AsyncGenerator, Collection, Mapping
 from typing import Any
 
 from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorDatabase
@@ -40,7 +40,7 @@ class MongoSource:
         *,
         projection: Mapping[str, Any] | None = None,
         batch_size: int = 1000,
-    ) -> AsyncIterator[list[Doc]]:
+    ) -> AsyncGenerator[list[Doc], None]:
         cursor = self._db[collection].find(dict(query), projection, batch_size=batch_size)
         try:
             batch: list[Doc] = []

@@ -6,6 +6,7 @@ from exporters.joins import MARKET, USER, entry_markets
 from exporters.naming import campaign_file_name
 from exporters.spec import Column, CsvFile, ExportSpec, Find, Row, col
 
+
 def _entry_locale(row: Row) -> object:
     """The entry's locale, else the user's, as stored."""
     return row["doc"].get("locale") or row["user"].get("locale")
@@ -35,7 +36,6 @@ ENTRY_COLUMNS: tuple[Column, ...] = (
     col("campaignId", "campaign._id"),
     col("campaignName", "campaign.name"),
 )
-
 
 
 SPEC = ExportSpec(

@@ -1,0 +1,167 @@
+"""In-memory implementations of the ports in core.deps, for unit tests of the engine."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import AsyncGenerator, Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.deps import Doc
+from core.errors import SourceUnavailable, UploadFailed
+
+
+def _get(doc: Mapping[str, Any], dotted: str) -> Any:
+    value: Any = doc
+    for part in dotted.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value
+
+
+def matches(doc: Mapping[str, Any], query: Mapping[str, Any]) -> bool:
+    """Equality on dotted paths plus `$in` and `$ne`; anything else is refused loudly."""
+    for key, condition in query.items():
+        value = _get(doc, key)
+        if isinstance(condition, Mapping):
+            for op, arg in condition.items():
+                if op == "$in":
+                    if value not in arg:
+                        return False
+                elif op == "$ne":
+                    if value == arg:
+                        return False
+                else:
+                    raise NotImplementedError(f"fake source does not support {op}")
+        elif value != condition:
+            return False
+    return True
+
+
+@dataclass
+class InMemorySource:
+    """A DocumentSource over dicts; records its queries so tests can see N+1 patterns."""
+
+    collections: dict[str, list[Doc]] = field(default_factory=dict)
+    fail_after_batches: int | None = None
+    batch_delay: float = 0.0
+    finds: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    lookups: list[tuple[str, int]] = field(default_factory=list)
+    open_cursors: int = 0
+    closed_cursors: int = 0
+
+    async def find(
+        self,
+        collection: str,
+        query: Mapping[str, Any],
+        *,
+        projection: Mapping[str, Any] | None = None,
+        batch_size: int = 1000,
+    ) -> AsyncGenerator[list[Doc], None]:
+        self.finds.append((collection, dict(query)))
+        docs = [copy.deepcopy(d) for d in self.collections.get(collection, []) if matches(d, query)]
+        self.open_cursors += 1
+        try:
+            for number, start in enumerate(range(0, len(docs), batch_size)):
+                if self.fail_after_batches is not None and number >= self.fail_after_batches:
+                    raise SourceUnavailable("connection closed by the fake")
+                if self.batch_delay:
+                    await asyncio.sleep(self.batch_delay)
+                yield docs[start : start + batch_size]
+        finally:
+            self.closed_cursors += 1
+
+    async def find_by_ids(
+        self,
+        collection: str,
+        ids: Collection[str],
+        *,
+        projection: Mapping[str, Any] | None = None,
+    ) -> dict[str, Doc]:
+        wanted = set(ids)
+        self.lookups.append((collection, len(wanted)))
+        return {
+            d["_id"]: copy.deepcopy(d)
+            for d in self.collections.get(collection, [])
+            if d["_id"] in wanted
+        }
+
+    async def find_one(self, collection: str, query: Mapping[str, Any]) -> Doc | None:
+        for doc in self.collections.get(collection, []):
+            if matches(doc, query):
+                return copy.deepcopy(doc)
+        return None
+
+    async def count(self, collection: str, query: Mapping[str, Any]) -> int:
+        return sum(1 for d in self.collections.get(collection, []) if matches(d, query))
+
+    async def ping(self) -> None:
+        return None
+
+
+@dataclass
+class FakeUpload:
+    bucket: str
+    key: str
+    store: InMemoryStore
+    parts: dict[int, bytes] = field(default_factory=dict)
+    completed: bool = False
+    aborted: bool = False
+
+    async def upload_part(self, part_number: int, data: bytes) -> None:
+        self.store.parts_sent += 1
+        if self.store.fail_on_part is not None and part_number >= self.store.fail_on_part:
+            raise UploadFailed(f"part {part_number} refused by the fake")
+        await asyncio.sleep(0)
+        self.parts[part_number] = data
+
+    async def complete(self) -> None:
+        body = b"".join(self.parts[n] for n in sorted(self.parts))
+        self.store.objects[(self.bucket, self.key)] = body
+        self.completed = True
+
+    async def abort(self) -> None:
+        self.aborted = True
+
+
+@dataclass
+class InMemoryStore:
+    """An ObjectStore whose objects appear only on complete, like S3's multipart uploads."""
+
+    objects: dict[tuple[str, str], bytes] = field(default_factory=dict)
+    uploads: list[FakeUpload] = field(default_factory=list)
+    acls: dict[tuple[str, str], str | None] = field(default_factory=dict)
+    fail_on_part: int | None = None
+    parts_sent: int = 0
+
+    async def start_upload(
+        self, bucket: str, key: str, *, content_type: str, acl: str | None
+    ) -> FakeUpload:
+        upload = FakeUpload(bucket, key, self)
+        self.uploads.append(upload)
+        self.acls[(bucket, key)] = acl
+        return upload
+
+    async def presign_get(self, bucket: str, key: str, *, expires_in: int) -> str:
+        return f"memory://{bucket}/{key}?expires={expires_in}"
+
+    async def delete_objects(self, bucket: str, keys: Collection[str]) -> None:
+        for key in keys:
+            self.objects.pop((bucket, key), None)
+
+    async def list_keys(self, bucket: str, prefix: str) -> list[str]:
+        return sorted(k for b, k in self.objects if b == bucket and k.startswith(prefix))
+
+    async def abort_uploads(self, bucket: str, prefix: str) -> int:
+        count = 0
+        for upload in self.uploads:
+            if upload.bucket == bucket and upload.key.startswith(prefix) and not upload.completed:
+                if not upload.aborted:
+                    upload.aborted = True
+                    count += 1
+        return count
+
+    async def ping(self, bucket: str) -> None:
+        return None
