@@ -34,15 +34,30 @@ dlq_topic = app.topic(
 )
 """Input events that could not be parsed or validated, with the reason."""
 
-status_table = app.Table(
-    settings.status_table_name,
-    partitions=1,
-    default=None,
-    schema=faust.Schema(
-        key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
-    ),
-    # Views and the runner write records too, not only the consuming agent.
-    use_partitioner=True,
+
+
+class SinglePartitionTable(faust.Table):  # type: ignore[type-arg]
+    """A table whose writes may come from views and the runner, not only from an agent.
+
+    Faust takes a write's partition from the event being processed; the status table
+    has exactly one partition, so every write belongs to partition 0 wherever it is made.
+    """
+
+    def partition_for_key(self, key: object) -> int:
+        return 0
+
+
+status_table = app.tables.add(
+    SinglePartitionTable(
+        app,
+        name=settings.status_table_name,
+        beacon=app.tables.beacon,
+        partitions=1,
+        default=None,
+        schema=faust.Schema(
+            key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+        ),
+    )
 )
 """Export id -> export record (orjson bytes); changelog-backed."""
 

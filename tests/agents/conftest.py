@@ -1,0 +1,1 @@
+"""Agent tests without a broker: Faust's test_context, fake deps (tests/conftest.py)."""

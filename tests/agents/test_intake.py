@@ -1,0 +1,56 @@
+"""The intake agent records each request as PENDING at once, idempotently."""
+
+from __future__ import annotations
+
+import orjson
+
+from agents.intake import intake
+from core.deps import Deps
+from core.models import Status, new_export_id
+from topics.definitions import status_store
+
+
+def request(export_id: str, **overrides: object) -> bytes:
+    body = {
+        "type": "export.requested",
+        "exportId": export_id,
+        "campaignId": "c1",
+        "exportType": "entries",
+        "params": {},
+        "requestedBy": "upstream-system",
+        **overrides,
+    }
+    return orjson.dumps(body)
+
+
+async def test_a_request_is_recorded_pending_with_its_source(deps: Deps) -> None:
+    export_id = new_export_id()
+    async with intake.test_context() as agent:
+        await agent.put(request(export_id, campaignId=f"c-{export_id}"))
+    record = status_store.get(export_id)
+    assert record is not None
+    assert record.status == Status.PENDING
+    assert (record.source, record.requested_by) == ("kafka", "upstream-system")
+
+
+async def test_redelivery_of_the_same_event_keeps_one_record(deps: Deps) -> None:
+    export_id = new_export_id()
+    campaign = f"c-{export_id}"
+    async with intake.test_context() as agent:
+        await agent.put(request(export_id, campaignId=campaign))
+        first = status_store.get(export_id)
+        await agent.put(request(export_id, campaignId=campaign))
+    assert status_store.get(export_id) == first
+    assert len(status_store.for_campaign(campaign)) == 1
+
+
+async def test_a_duplicate_request_points_to_the_active_export(deps: Deps) -> None:
+    first_id, second_id = new_export_id(), new_export_id()
+    campaign = f"c-{first_id}"
+    async with intake.test_context() as agent:
+        await agent.put(request(first_id, campaignId=campaign))
+        await agent.put(request(second_id, campaignId=campaign))
+        await agent.put(request(new_export_id(), campaignId=campaign, exportType="codes"))
+    duplicate = status_store.get(second_id)
+    assert duplicate is not None and duplicate.id == first_id
+    assert {r.export_type for r in status_store.for_campaign(campaign)} == {"entries", "codes"}

@@ -1,0 +1,33 @@
+"""Fixtures shared by the agent and view tests: the finalized app and fake deps."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from core.deps import Deps
+from tests.fakes import InMemorySource, InMemoryStore
+from tests.unit.hostile_data import dataset
+
+
+@pytest.fixture(scope="session")
+def finalized_app() -> object:
+    """The service app with agents and views registered, no broker, memory tables."""
+    import export_service  # registers the agents and views on the app
+    from core.app import app
+
+    app.finalize()
+    assert str(app.conf.store).startswith("memory:")
+    # Without this, putting events into an agent's test context waits forever.
+    app.flow_control.resume()
+    return export_service.app
+
+
+@pytest.fixture
+def deps(finalized_app: object) -> Iterator[Deps]:
+    from core.app import app
+
+    fakes = Deps(source=InMemorySource(dataset()), store=InMemoryStore())
+    app.deps = fakes
+    yield fakes

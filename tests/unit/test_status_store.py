@@ -1,0 +1,60 @@
+"""Queue rules over the status table (SPEC §4): duplicates, order, interrupted exports."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from core.models import ExportRecord, Status
+from topics.status import StatusStore
+
+DAY = dt.datetime(2026, 5, 1, 12, tzinfo=dt.UTC)
+
+
+def rec(export_id: str, *, at: dt.datetime = DAY, status: Status = Status.PENDING, **kw: Any) -> ExportRecord:
+    fields: dict[str, Any] = {"campaign_id": "c1", "export_type": "entries", "params": {}}
+    fields.update(kw)
+    return ExportRecord(id=export_id, status=status, created_at=at, **fields)
+
+
+def test_oldest_pending_runs_first() -> None:
+    store = StatusStore({})
+    store.put(rec("b", at=DAY + dt.timedelta(seconds=2)))
+    store.put(rec("a", at=DAY + dt.timedelta(seconds=1), export_type="codes"))
+    store.put(rec("c", at=DAY, status=Status.FINISHED, export_type="x"))
+    nxt = store.next_to_run()
+    assert nxt is not None and nxt.id == "a"
+
+
+def test_an_interrupted_export_runs_before_pending_ones() -> None:
+    store = StatusStore({})
+    store.put(rec("old", at=DAY))
+    store.put(rec("crashed", at=DAY + dt.timedelta(hours=1), status=Status.TRIGGERED, export_type="codes"))
+    nxt = store.next_to_run()
+    assert nxt is not None and nxt.id == "crashed"
+
+
+def test_duplicates_match_campaign_type_params_and_utc_day_of_active_exports() -> None:
+    store = StatusStore({})
+    store.put(rec("a", params={"x": 1, "y": 2}))
+    same = rec("b", at=DAY + dt.timedelta(hours=11), params={"y": 2, "x": 1})
+    assert store.accept(same) == (store.get("a"), False)
+    assert store.get("b") == store.get("a")  # the duplicate's id points to the export
+    next_day = rec("c", at=DAY + dt.timedelta(hours=12))
+    assert store.accept(next_day)[1] is True
+    other_params = rec("d", params={"x": 2})
+    assert store.accept(other_params)[1] is True
+
+
+def test_finished_exports_do_not_absorb_new_requests() -> None:
+    store = StatusStore({})
+    store.put(rec("a", status=Status.FINISHED))
+    assert store.accept(rec("b"))[1] is True
+
+
+def test_campaign_listing_is_newest_first() -> None:
+    store = StatusStore({})
+    for i in range(3):
+        store.put(rec(f"r{i}", at=DAY + dt.timedelta(minutes=i), export_type=f"t{i}"))
+    store.put(rec("other", campaign_id="c2"))
+    assert [r.id for r in store.for_campaign("c1")] == ["r2", "r1", "r0"]

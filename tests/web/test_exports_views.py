@@ -1,0 +1,114 @@
+"""REST views: status codes, the error shape, listing and download URLs."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from core.models import ExportRecord, Status, StoredObject, new_export_id
+from topics.definitions import status_store
+
+
+def assert_error(body: dict[str, Any], code: str) -> None:
+    assert set(body) == {"error"}
+    assert body["error"]["code"] == code
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    assert isinstance(body["error"]["details"], dict)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "code"),
+    [
+        ("/campaigns/c1/exports", b"{not json", 400, "INVALID_REQUEST"),
+        ("/campaigns/c1/exports", b"[1, 2]", 400, "INVALID_REQUEST"),
+        ("/campaigns/c1/exports", b'{"exportType": 3}', 400, "INVALID_REQUEST"),
+        ("/campaigns/c1/exports", b'{"exportType": "entries", "extra": 1}', 400, "INVALID_REQUEST"),
+        ("/campaigns/c1/exports", b'{"exportType": "nope"}', 400, "UNKNOWN_EXPORT_TYPE"),
+        ("/campaigns/c1/exports", b'{"exportType": "entries", "params": {"x": 1}}', 400, "INVALID_PARAMS"),
+        ("/campaigns/missing/exports", b'{"exportType": "entries"}', 404, "CAMPAIGN_NOT_FOUND"),
+        ("/campaigns/empty/exports", b'{"exportType": "entries"}', 422, "NO_MARKETS_FOUND"),
+        ("/campaigns/bad%20id/exports", b'{"exportType": "entries"}', 400, "INVALID_REQUEST"),
+    ],
+)
+async def test_bad_requests_get_the_error_shape(
+    client: Any, path: str, body: bytes, status: int, code: str
+) -> None:
+    response = await client.post(path, data=body)
+    assert response.status == status
+    assert_error(await response.json(), code)
+
+
+async def test_a_request_the_queue_cannot_take_is_refused_and_not_recorded(client: Any) -> None:
+    # No broker in this test: publishing fails, so the request must not linger as PENDING.
+    before = len(status_store.for_campaign("c1"))
+    response = await client.post("/campaigns/c1/exports", json={"exportType": "entries"})
+    assert response.status == 503
+    assert_error(await response.json(), "QUEUE_UNAVAILABLE")
+    assert len(status_store.for_campaign("c1")) == before
+
+
+async def test_unknown_export_is_404(client: Any) -> None:
+    response = await client.get(f"/campaigns/c1/exports/{new_export_id()}")
+    assert response.status == 404
+    assert_error(await response.json(), "EXPORT_NOT_FOUND")
+
+
+async def test_an_export_of_another_campaign_is_not_found(client: Any) -> None:
+    record = ExportRecord(id=new_export_id(), campaign_id="c2", export_type="codes")
+    status_store.put(record)
+    response = await client.get(f"/campaigns/c1/exports/{record.id}")
+    assert response.status == 404
+
+
+async def test_finished_export_has_download_urls_others_do_not(client: Any) -> None:
+    done = ExportRecord(
+        id=new_export_id(),
+        campaign_id="c1",
+        export_type="entries",
+        status=Status.FINISHED,
+        bucket="exports",
+        objects=(StoredObject(key="entries/c1/x/a.csv", size=3, sha256="00"),),
+    )
+    waiting = ExportRecord(id=new_export_id(), campaign_id="c1", export_type="codes")
+    status_store.put(done)
+    status_store.put(waiting)
+    body = await (await client.get(f"/campaigns/c1/exports/{done.id}")).json()
+    assert body["status"] == "FINISHED"
+    assert body["downloadUrls"] == [
+        {"key": "entries/c1/x/a.csv", "url": "memory://exports/entries/c1/x/a.csv?expires=3600"}
+    ]
+    body = await (await client.get(f"/campaigns/c1/exports/{waiting.id}")).json()
+    assert "downloadUrls" not in body
+
+
+async def test_listing_filters_and_pages_newest_first(client: Any) -> None:
+    campaign = f"list-{new_export_id()}"
+    start = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
+    for i in range(5):
+        status_store.put(
+            ExportRecord(
+                id=f"{campaign}-{i}",
+                campaign_id=campaign,
+                export_type="entries" if i % 2 else "codes",
+                status=Status.FINISHED if i < 3 else Status.PENDING,
+                created_at=start + dt.timedelta(minutes=i),
+            )
+        )
+    page = await (await client.get(f"/campaigns/{campaign}/exports?limit=2")).json()
+    assert [r["id"] for r in page["items"]] == [f"{campaign}-4", f"{campaign}-3"]
+    rest = await (await client.get(f"/campaigns/{campaign}/exports?limit=10&cursor={page['next']}")).json()
+    assert [r["id"] for r in rest["items"]] == [f"{campaign}-{i}" for i in (2, 1, 0)]
+    assert rest["next"] is None
+    finished = await (await client.get(f"/campaigns/{campaign}/exports?status=FINISHED&exportType=codes")).json()
+    assert [r["id"] for r in finished["items"]] == [f"{campaign}-2", f"{campaign}-0"]
+    bad = await client.get(f"/campaigns/{campaign}/exports?limit=0")
+    assert bad.status == 400
+    assert_error(await bad.json(), "INVALID_REQUEST")
+
+
+async def test_heartbeat(client: Any) -> None:
+    response = await client.get("/heartbeat")
+    assert response.status == 200
+    assert await response.json() == {"status": "ok"}
