@@ -71,12 +71,18 @@ def path(dotted: str) -> Callable[[Row], Any]:
     """A reader for a dotted path into the row; any missing step gives None."""
     parts = tuple(dotted.split("."))
 
+    # Called for every cell of every row: no ABC isinstance checks, no loop for short paths.
+    if len(parts) == 1:
+        (only,) = parts
+        return lambda row: row.get(only)
+
     def read(row: Row) -> Any:
         value: Any = row
-        for part in parts:
-            if not isinstance(value, Mapping):
-                return None
-            value = value.get(part)
+        try:
+            for part in parts:
+                value = value.get(part)
+        except AttributeError:  # a step was missing (None) or not a document
+            return None
         return value
 
     return read
