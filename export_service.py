@@ -5,6 +5,7 @@ from __future__ import annotations
 import agents.export_runner
 import agents.intake
 import web.exports
+import web.health
 from core.app import app
 
 __all__ = ["agents", "app", "main", "web"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from contextlib import AsyncExitStack
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import faust
 
@@ -60,6 +60,18 @@ class ExportApp(faust.App):
     @deps.setter
     def deps(self, deps: Deps) -> None:
         self._deps = deps
+
+    def table_ready(self) -> bool:
+        """True once the tables are recovered and no rebalance is under way.
+
+        Faust starts the web server before recovery; views that read or write the status
+        table answer 503 until this holds.
+        """
+        return (
+            cast(Any, self.tables).recovery.completed.is_set()
+            and not self.in_recovery
+            and not getattr(self, "rebalancing", False)
+        )
 
     async def on_first_start(self) -> None:
         await super().on_first_start()

@@ -64,6 +64,10 @@ class NoMarketsFound(ExportServiceError):
         )
 
 
+class NotReady(ExportServiceError):
+    code, http_status = "NOT_READY", 503
+
+
 # Run errors: recorded on the export as error.code / error.message
 
 

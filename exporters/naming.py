@@ -6,8 +6,10 @@ import re
 import unicodedata
 
 _MAX_NAME_BYTES = 200
-# Separators, control characters and characters that break keys or ZIP entry names.
-_UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
+# Path separators and control characters become spaces; characters that file systems
+# and ZIP tools refuse in names are dropped.
+_SEPARATORS = re.compile(r"[\x00-\x1f\x7f/\\]+")
+_REFUSED = re.compile(r'[:*?"<>|]+')
 
 
 def _truncate_utf8(text: str, limit: int) -> str:
@@ -23,7 +25,7 @@ def safe_part(text: str, *, fallback: str = "export", limit: int = _MAX_NAME_BYT
         " " if unicodedata.category(ch) in {"Cc", "Cf", "Zl", "Zp"} else ch
         for ch in unicodedata.normalize("NFC", text)
     )
-    cleaned = _UNSAFE.sub(" ", cleaned)
+    cleaned = _REFUSED.sub("", _SEPARATORS.sub(" ", cleaned))
     cleaned = re.sub(r"\s+", " ", cleaned).strip(" .")
     if not cleaned:
         cleaned = fallback

@@ -157,10 +157,10 @@ class InMemoryStore:
     async def abort_uploads(self, bucket: str, prefix: str) -> int:
         count = 0
         for upload in self.uploads:
-            if upload.bucket == bucket and upload.key.startswith(prefix) and not upload.completed:
-                if not upload.aborted:
-                    upload.aborted = True
-                    count += 1
+            in_progress = not upload.completed and not upload.aborted
+            if upload.bucket == bucket and upload.key.startswith(prefix) and in_progress:
+                upload.aborted = True
+                count += 1
         return count
 
     async def ping(self, bucket: str) -> None:

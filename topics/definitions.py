@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
+from typing import Any, cast
+
 import faust
 
 from core.app import app
@@ -35,7 +38,6 @@ dlq_topic = app.topic(
 """Input events that could not be parsed or validated, with the reason."""
 
 
-
 class SinglePartitionTable(faust.Table):  # type: ignore[type-arg]
     """A table whose writes may come from views and the runner, not only from an agent.
 
@@ -46,6 +48,11 @@ class SinglePartitionTable(faust.Table):  # type: ignore[type-arg]
     def partition_for_key(self, key: object) -> int:
         return 0
 
+    def _serializer_from_type(self, typ: object) -> str:
+        # Keys and values are bytes we encode ourselves; Faust would pick json for `bytes`
+        # and then fail to decode the changelog during recovery.
+        return "raw"
+
 
 status_table = app.tables.add(
     SinglePartitionTable(
@@ -54,11 +61,10 @@ status_table = app.tables.add(
         beacon=app.tables.beacon,
         partitions=1,
         default=None,
-        schema=faust.Schema(
-            key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
-        ),
+        key_type=bytes,
+        value_type=bytes,
     )
 )
 """Export id -> export record (orjson bytes); changelog-backed."""
 
-status_store = StatusStore(status_table)
+status_store = StatusStore(cast(MutableMapping[Any, Any], status_table))

@@ -9,7 +9,7 @@ import faust
 from aiohttp import web
 
 from core.app import app
-from core.errors import ExportNotFound, ExportServiceError
+from core.errors import ExportNotFound, ExportServiceError, NotReady
 from core.events import export_requested_bytes
 from core.models import ExportRecord, Status, new_export_id, utcnow
 from exporters.registry import get_spec
@@ -40,6 +40,8 @@ class PublishFailed(ExportServiceError):
 
 
 def _authorised(request: web.Request, campaign_id: str) -> Principal:
+    if not app.table_ready():
+        raise NotReady("the export status table is still being recovered; retry shortly")
     principal = authenticator.authenticate(request)
     if not principal.can_report(campaign_id):
         raise Forbidden("REPORT permission on the campaign is required")
@@ -126,12 +128,6 @@ class CampaignExport(ApiView):
         if record is None or record.campaign_id != campaign_id:
             raise ExportNotFound(campaign_id=campaign_id, export_id=export_id)
         return json_response(await _with_download_urls(record))
-
-
-@blueprint.route("/heartbeat", name="heartbeat")
-class Heartbeat(ApiView):
-    async def get(self, request: web.Request) -> web.Response:
-        return json_response({"status": "ok"})
 
 
 blueprint.register(app, url_prefix="")

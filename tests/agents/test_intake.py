@@ -52,5 +52,6 @@ async def test_a_duplicate_request_points_to_the_active_export(deps: Deps) -> No
         await agent.put(request(second_id, campaignId=campaign))
         await agent.put(request(new_export_id(), campaignId=campaign, exportType="codes"))
     duplicate = status_store.get(second_id)
-    assert duplicate is not None and duplicate.id == first_id
+    assert duplicate is not None
+    assert duplicate.id == first_id
     assert {r.export_type for r in status_store.for_campaign(campaign)} == {"entries", "codes"}

@@ -11,7 +11,11 @@ UTC = dt.UTC
 def dataset() -> dict[str, list[dict[str, Any]]]:
     return {
         "campaigns": [
-            {"_id": "c1", "name": 'Summer, "Live" 🎤', "createdAt": dt.datetime(2026, 1, 1, tzinfo=UTC)},
+            {
+                "_id": "c1",
+                "name": 'Summer, "Live" 🎤',
+                "createdAt": dt.datetime(2026, 1, 1, tzinfo=UTC),
+            },
             {"_id": "c2", "name": "Other"},
             {"_id": "empty", "name": "No markets"},
         ],

@@ -33,9 +33,11 @@ def test_unknown_types_are_refused() -> None:
 async def test_every_registered_spec_renders_a_header(spec: object) -> None:
     assert spec in SPECS
     source, store = InMemorySource(dataset()), InMemoryStore()
-    real = get_spec(getattr(spec, "name"))
+    real = get_spec(spec.name)
     ctx = await load_context(real, source, export_id="r", campaign_id="c1", params={})
-    options = RunOptions(bucket_names={"exports": "e", "scoring": "s", "vfScoring": "v", "sfmc": "f"})
+    options = RunOptions(
+        bucket_names={"exports": "e", "scoring": "s", "vfScoring": "v", "sfmc": "f"}
+    )
     result = await run_export(real, ctx, source=source, store=store, options=options)
     body = store.objects[(result.bucket, result.objects[0].key)]
     assert body.split(b"\r\n", 1)[0].decode() == ",".join(real.header)

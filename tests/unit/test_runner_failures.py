@@ -30,7 +30,13 @@ def generated(entries: int) -> dict[str, list[dict[str, Any]]]:
         "markets": [{"_id": "m1", "campaignId": "c1", "name": "M"}],
         "users": [{"_id": f"u{i}", "email": f"u{i}@x.com"} for i in range(entries)],
         "entries": [
-            {"_id": f"e{i}", "campaignId": "c1", "userId": f"u{i}", "marketId": "m1", "createdAt": created}
+            {
+                "_id": f"e{i}",
+                "campaignId": "c1",
+                "userId": f"u{i}",
+                "marketId": "m1",
+                "createdAt": created,
+            }
             for i in range(entries)
         ],
     }
@@ -47,7 +53,8 @@ async def test_an_s3_failure_aborts_the_upload_and_leaves_no_object() -> None:
     with pytest.raises(UploadFailed):
         await (await _start(source, store))
     (upload,) = store.uploads
-    assert upload.aborted and not upload.completed
+    assert upload.aborted
+    assert not upload.completed
     assert store.objects == {}
     assert source.closed_cursors == source.open_cursors
 
@@ -86,7 +93,8 @@ async def test_parts_are_uploaded_while_rows_stream_not_at_the_end() -> None:
 
     result = await (await _start(source, store, on_progress=progress))
     assert result.row_count == 3000
-    assert parts_at_progress and parts_at_progress[0] > 0
+    assert parts_at_progress
+    assert parts_at_progress[0] > 0
     upload = store.uploads[0]
     # every part but the last is exactly part_size: the sink buffers one part at most
     sizes = [len(upload.parts[n]) for n in sorted(upload.parts)]

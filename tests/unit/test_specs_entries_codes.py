@@ -43,7 +43,9 @@ CODES_CSV = (
 )
 
 
-async def _run(export_type: str, source: InMemorySource, store: InMemoryStore) -> tuple[bytes, int, int]:
+async def _run(
+    export_type: str, source: InMemorySource, store: InMemoryStore
+) -> tuple[bytes, int, int]:
     spec = get_spec(export_type)
     ctx = await load_context(spec, source, export_id="x1", campaign_id="c1", params={})
     result = await run_export(spec, ctx, source=source, store=store, options=OPTIONS)
@@ -91,7 +93,9 @@ async def test_acl_is_not_sent_to_buckets_with_acls_disabled() -> None:
     source, store = InMemorySource(dataset()), InMemoryStore()
     spec = get_spec("entries")
     ctx = await load_context(spec, source, export_id="x1", campaign_id="c1", params={})
-    options = RunOptions(bucket_names=OPTIONS.bucket_names, acl_disabled_buckets=frozenset({"b-exports"}))
+    options = RunOptions(
+        bucket_names=OPTIONS.bucket_names, acl_disabled_buckets=frozenset({"b-exports"})
+    )
     await run_export(spec, ctx, source=source, store=store, options=options)
     assert list(store.acls.values()) == [None]
 
@@ -116,6 +120,8 @@ async def test_unknown_campaign_and_campaign_without_markets_are_refused() -> No
     with pytest.raises(CampaignNotFound):
         await load_context(get_spec("codes"), source, export_id="x", campaign_id="nope", params={})
     with pytest.raises(NoMarketsFound):
-        await load_context(get_spec("entries"), source, export_id="x", campaign_id="empty", params={})
+        await load_context(
+            get_spec("entries"), source, export_id="x", campaign_id="empty", params={}
+        )
     # codes do not need markets
     await load_context(get_spec("codes"), source, export_id="x", campaign_id="empty", params={})

@@ -11,7 +11,9 @@ from topics.status import StatusStore
 DAY = dt.datetime(2026, 5, 1, 12, tzinfo=dt.UTC)
 
 
-def rec(export_id: str, *, at: dt.datetime = DAY, status: Status = Status.PENDING, **kw: Any) -> ExportRecord:
+def rec(
+    export_id: str, *, at: dt.datetime = DAY, status: Status = Status.PENDING, **kw: Any
+) -> ExportRecord:
     fields: dict[str, Any] = {"campaign_id": "c1", "export_type": "entries", "params": {}}
     fields.update(kw)
     return ExportRecord(id=export_id, status=status, created_at=at, **fields)
@@ -23,15 +25,19 @@ def test_oldest_pending_runs_first() -> None:
     store.put(rec("a", at=DAY + dt.timedelta(seconds=1), export_type="codes"))
     store.put(rec("c", at=DAY, status=Status.FINISHED, export_type="x"))
     nxt = store.next_to_run()
-    assert nxt is not None and nxt.id == "a"
+    assert nxt is not None
+    assert nxt.id == "a"
 
 
 def test_an_interrupted_export_runs_before_pending_ones() -> None:
     store = StatusStore({})
     store.put(rec("old", at=DAY))
-    store.put(rec("crashed", at=DAY + dt.timedelta(hours=1), status=Status.TRIGGERED, export_type="codes"))
+    store.put(
+        rec("crashed", at=DAY + dt.timedelta(hours=1), status=Status.TRIGGERED, export_type="codes")
+    )
     nxt = store.next_to_run()
-    assert nxt is not None and nxt.id == "crashed"
+    assert nxt is not None
+    assert nxt.id == "crashed"
 
 
 def test_duplicates_match_campaign_type_params_and_utc_day_of_active_exports() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -13,4 +13,4 @@ from core.deps import Deps
 async def client(aiohttp_client: Any, deps: Deps) -> Any:
     from core.app import app
 
-    return await aiohttp_client(app.web.web_app)
+    return await aiohttp_client(cast(Any, app.web).web_app)

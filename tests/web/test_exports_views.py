@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -14,7 +14,8 @@ from topics.definitions import status_store
 def assert_error(body: dict[str, Any], code: str) -> None:
     assert set(body) == {"error"}
     assert body["error"]["code"] == code
-    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    assert isinstance(body["error"]["message"], str)
+    assert body["error"]["message"]
     assert isinstance(body["error"]["details"], dict)
 
 
@@ -26,7 +27,12 @@ def assert_error(body: dict[str, Any], code: str) -> None:
         ("/campaigns/c1/exports", b'{"exportType": 3}', 400, "INVALID_REQUEST"),
         ("/campaigns/c1/exports", b'{"exportType": "entries", "extra": 1}', 400, "INVALID_REQUEST"),
         ("/campaigns/c1/exports", b'{"exportType": "nope"}', 400, "UNKNOWN_EXPORT_TYPE"),
-        ("/campaigns/c1/exports", b'{"exportType": "entries", "params": {"x": 1}}', 400, "INVALID_PARAMS"),
+        (
+            "/campaigns/c1/exports",
+            b'{"exportType": "entries", "params": {"x": 1}}',
+            400,
+            "INVALID_PARAMS",
+        ),
         ("/campaigns/missing/exports", b'{"exportType": "entries"}', 404, "CAMPAIGN_NOT_FOUND"),
         ("/campaigns/empty/exports", b'{"exportType": "entries"}', 422, "NO_MARKETS_FOUND"),
         ("/campaigns/bad%20id/exports", b'{"exportType": "entries"}', 400, "INVALID_REQUEST"),
@@ -98,10 +104,14 @@ async def test_listing_filters_and_pages_newest_first(client: Any) -> None:
         )
     page = await (await client.get(f"/campaigns/{campaign}/exports?limit=2")).json()
     assert [r["id"] for r in page["items"]] == [f"{campaign}-4", f"{campaign}-3"]
-    rest = await (await client.get(f"/campaigns/{campaign}/exports?limit=10&cursor={page['next']}")).json()
+    rest = await (
+        await client.get(f"/campaigns/{campaign}/exports?limit=10&cursor={page['next']}")
+    ).json()
     assert [r["id"] for r in rest["items"]] == [f"{campaign}-{i}" for i in (2, 1, 0)]
     assert rest["next"] is None
-    finished = await (await client.get(f"/campaigns/{campaign}/exports?status=FINISHED&exportType=codes")).json()
+    finished = await (
+        await client.get(f"/campaigns/{campaign}/exports?status=FINISHED&exportType=codes")
+    ).json()
     assert [r["id"] for r in finished["items"]] == [f"{campaign}-2", f"{campaign}-0"]
     bad = await client.get(f"/campaigns/{campaign}/exports?limit=0")
     assert bad.status == 400
@@ -112,3 +122,25 @@ async def test_heartbeat(client: Any) -> None:
     response = await client.get("/heartbeat")
     assert response.status == 200
     assert await response.json() == {"status": "ok"}
+
+
+async def test_ready_reports_each_check(client: Any) -> None:
+    response = await client.get("/ready")
+    body = await response.json()
+    assert response.status == 200, body
+    assert body == {"status": "ready", "checks": {"statusTable": "ok", "mongodb": "ok", "s3": "ok"}}
+
+
+async def test_table_backed_views_wait_for_recovery(client: Any) -> None:
+    from core.app import app
+
+    cast(Any, app.tables).recovery.completed.clear()
+    try:
+        response = await client.get("/campaigns/c1/exports")
+        assert response.status == 503
+        assert_error(await response.json(), "NOT_READY")
+        ready = await client.get("/ready")
+        assert ready.status == 503
+        assert (await ready.json())["checks"]["statusTable"] != "ok"
+    finally:
+        cast(Any, app.tables).recovery.completed.set()

@@ -1,0 +1,5 @@
+"""The local development stack: Kafka, FerretDB and moto as processes, and dataset loading.
+
+Import the modules directly (`devstack.stack`, `devstack.dataset`, `devstack.demo`): this file
+imports nothing, so the dataset parser stays usable without Kafka or S3 client libraries.
+"""

@@ -1,0 +1,247 @@
+"""Command line of the local stack: `python -m devstack run|prepare` (what `make run` calls)."""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from devstack.build import DEFAULT_CACHE_DIR, prepare
+from devstack.dataset import load_dataset
+from devstack.demo import write_demo_dataset
+from devstack.process import ProcessError, spawn_in_own_group
+from devstack.stack import LocalStack, StackError
+
+log = logging.getLogger("devstack")
+
+TOPICS = ("exports", "export-events", "exports-dlq")
+WORKER_START_TIMEOUT_SECONDS = 120.0
+# Faust commits offsets and flushes its table on SIGTERM; give it time before SIGKILL.
+WORKER_STOP_GRACE_SECONDS = 30.0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse arguments and run the command; returns the exit code."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="devstack: %(message)s")
+    try:
+        if args.command == "prepare":
+            started = time.monotonic()
+            artifacts = prepare(args.cache_dir)
+            print(f"kafka jars: {artifacts.kafka_libs}")
+            print(f"ferretdb:   {artifacts.ferretdb_bin}")
+            print(f"ready in {time.monotonic() - started:.1f}s")
+            return 0
+        return _run(args)
+    except (StackError, ProcessError, RuntimeError, ValueError) as exc:
+        print(f"devstack: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
+    parser.add_argument(
+        "--cache-dir", type=Path, default=DEFAULT_CACHE_DIR, help="cache of jars and binaries"
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("prepare", help="only fetch/build Kafka and FerretDB into the cache")
+    run = commands.add_parser(
+        "run", help="start the stack, load a dataset and run the worker until Ctrl-C"
+    )
+    run.add_argument(
+        "--data", type=Path, help="dataset directory (default: the demo, in CACHE/demo-data)"
+    )
+    run.add_argument("--state-dir", type=Path, help="wiped at start (default: CACHE/state)")
+    run.add_argument("--kafka-port", type=int, default=9092, help="default: %(default)s")
+    run.add_argument("--mongo-port", type=int, default=27017, help="default: %(default)s")
+    run.add_argument("--s3-port", type=int, default=5000, help="default: %(default)s")
+    run.add_argument("--web-port", type=int, default=6066, help="worker's HTTP port (%(default)s)")
+    return parser
+
+
+class _StopRequested(Exception):
+    """SIGTERM arrived; unwinds like Ctrl-C so every `finally` runs."""
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    raise _StopRequested(signal.Signals(signum).name)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.data is not None and not args.data.is_dir():
+        raise StackError(f"--data {args.data} is not a directory")
+    # SIGTERM (from make, systemd, CI) must clean up exactly like Ctrl-C does. SIGINT is set
+    # explicitly because a shell starts background jobs with it ignored.
+    signal.signal(signal.SIGTERM, _raise_stop)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    stack = LocalStack(
+        cache_dir=args.cache_dir,
+        state_dir=args.state_dir,
+        kafka_port=args.kafka_port,
+        mongo_port=args.mongo_port,
+        s3_port=args.s3_port,
+    )
+    worker: subprocess.Popen[bytes] | None = None
+    try:
+        stack.start()
+        campaign_id = _seed(stack, args.data, args.cache_dir / "demo-data")
+        worker_log = stack.state_dir / "logs" / "worker.log"
+        worker = _start_worker(stack, args.web_port, worker_log)
+        _wait_for_worker(worker, args.web_port, worker_log)
+        _print_banner(stack, args.web_port, campaign_id, worker_log)
+        return _wait_until_stopped(stack, worker, worker_log)
+    except (KeyboardInterrupt, _StopRequested):
+        print("\ndevstack: stopping", file=sys.stderr)
+        return 0
+    finally:
+        # A second Ctrl-C must not cut the clean-up short and leave processes behind.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        # Worker first, so it never sees its dependencies vanish under it.
+        if worker is not None:
+            _stop_worker(worker)
+        stack.stop()
+
+
+def _seed(stack: LocalStack, data: Path | None, demo_dir: Path) -> str | None:
+    """Create topics and buckets and load the dataset; the demo campaign id if it is the demo."""
+    stack.create_topics(TOPICS, partitions=1)
+    stack.create_buckets(stack.bucket_names)
+    campaign_id = None
+    if data is None:
+        campaign_id = write_demo_dataset(demo_dir)
+        data = demo_dir
+    env = stack.env
+    counts = load_dataset(
+        data,
+        mongo_url=stack.mongo_url,
+        database=env["MONGO_DATABASE"],
+        s3_endpoint_url=stack.s3_endpoint_url,
+        vf_scoring_bucket=env["S3_BUCKET_VF_SCORING"],
+        access_key=env["S3_ACCESS_KEY_ID"],
+        secret_key=env["S3_SECRET_ACCESS_KEY"],
+        region=env["S3_REGION"],
+    )
+    log.info("loaded %s: %s", data, ", ".join(f"{k}={v}" for k, v in counts.items()))
+    return campaign_id
+
+
+def _start_worker(stack: LocalStack, web_port: int, log_path: Path) -> subprocess.Popen[bytes]:
+    # The stack's Kafka is new at every start, so Faust's local table state must be too.
+    worker_data = str(stack.state_dir / "worker-data")
+    env = dict(os.environ) | stack.env | {"WEB_PORT": str(web_port), "DATA_DIR": worker_data}
+    argv = [sys.executable, "-m", "export_service", "worker", "--web-port", str(web_port)]
+    argv += ["-l", "info"]
+    log.info("starting the worker (log: %s)", log_path)
+    return spawn_in_own_group(argv, log_path=log_path, env=env)
+
+
+def _wait_for_worker(worker: subprocess.Popen[bytes], web_port: int, log_path: Path) -> None:
+    deadline = time.monotonic() + WORKER_START_TIMEOUT_SECONDS
+    while not _heartbeat_ok(web_port):
+        if worker.poll() is not None:
+            raise StackError(
+                f"the worker exited with code {worker.returncode} before answering /heartbeat; "
+                f"last lines of {log_path}:\n{_tail(log_path)}"
+            )
+        if time.monotonic() >= deadline:
+            raise StackError(
+                f"the worker did not answer http://127.0.0.1:{web_port}/heartbeat within "
+                f"{WORKER_START_TIMEOUT_SECONDS:.0f}s; last lines of {log_path}:\n{_tail(log_path)}"
+            )
+        time.sleep(0.5)
+
+
+def _heartbeat_ok(web_port: int) -> bool:
+    connection = http.client.HTTPConnection("127.0.0.1", web_port, timeout=2)
+    try:
+        connection.request("GET", "/heartbeat")
+        return connection.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        connection.close()
+
+
+def _print_banner(
+    stack: LocalStack, web_port: int, campaign_id: str | None, worker_log: Path
+) -> None:
+    api = f"http://127.0.0.1:{web_port}"
+    campaign = campaign_id or "<campaignId>"
+    lines = [
+        "",
+        "Local stack ready:",
+        f"  Kafka     {stack.bootstrap_servers}  (topics: {', '.join(TOPICS)})",
+        f"  MongoDB   {stack.mongo_url}{stack.mongo_database}  (FerretDB)",
+        f"  S3        {stack.s3_endpoint_url}  (moto; key/secret: testing/testing)",
+        f"  worker    {api}  (/heartbeat, /metrics, /openapi.json)",
+        f"  logs      {stack.state_dir / 'logs'}  (worker: {worker_log.name})",
+        "",
+        "Request an entries export:",
+        f"  curl -s -X POST {api}/campaigns/{campaign}/exports "
+        "-H 'Content-Type: application/json' -d '{\"exportType\":\"entries\"}'",
+        "Poll it (id from the answer above):",
+        f"  curl -s {api}/campaigns/{campaign}/exports/<exportId>",
+        "",
+        "Ctrl-C stops the worker, then the stack.",
+        "",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+def _wait_until_stopped(
+    stack: LocalStack, worker: subprocess.Popen[bytes], worker_log: Path
+) -> int:
+    """Block until Ctrl-C/SIGTERM (exit 0) or until the worker or a service dies (exit 1)."""
+    stopped = threading.Event()
+    while not stopped.wait(1.0):
+        if worker.poll() is not None:
+            print(
+                f"devstack: the worker exited with code {worker.returncode}; last lines of "
+                f"{worker_log}:\n{_tail(worker_log)}",
+                file=sys.stderr,
+            )
+            return 1
+        for process in stack.processes.values():
+            if not process.running:
+                print(
+                    f"devstack: {process.name} exited with code {process.returncode}; last "
+                    f"lines of {process.log_path}:\n{process.log_tail()}",
+                    file=sys.stderr,
+                )
+                return 1
+    return 0
+
+
+def _stop_worker(worker: subprocess.Popen[bytes]) -> None:
+    if worker.poll() is not None:
+        return
+    try:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(timeout=WORKER_STOP_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
+    except ProcessLookupError:
+        worker.wait()
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        text = path.read_bytes()[-64 * 1024 :].decode("utf-8", "replace")
+    except FileNotFoundError:
+        return "(no log file)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""Fetching and building the local stack's programs into the cache: Kafka's jars and FerretDB."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "DEFAULT_CACHE_DIR",
+    "DEVSTACK_DIR",
+    "KAFKA_LOG4J_CONFIG",
+    "KAFKA_VERSION",
+    "Artifacts",
+    "BuildError",
+    "ensure_ferretdb",
+    "ensure_kafka",
+    "prepare",
+]
+
+log = logging.getLogger(__name__)
+
+# Must match the kafka_2.13 version in kafka/pom.xml; checked after every resolve.
+KAFKA_VERSION = "3.9.1"
+
+DEVSTACK_DIR = Path(__file__).resolve().parent
+REPO_ROOT = DEVSTACK_DIR.parent
+DEFAULT_CACHE_DIR = REPO_ROOT / ".cache"
+
+KAFKA_POM = DEVSTACK_DIR / "kafka" / "pom.xml"
+KAFKA_LOG4J_CONFIG = DEVSTACK_DIR / "kafka" / "log4j.properties"
+FERRETDB_SOURCES = tuple(DEVSTACK_DIR / "ferretdb" / n for n in ("go.mod", "go.sum", "main.go"))
+
+# A cold Maven or Go module download on a slow network; a hang beyond this is not a download.
+_BUILD_TIMEOUT_SECONDS = 1200
+
+
+class BuildError(RuntimeError):
+    """A tool the stack needs is missing, or fetching/building a program failed."""
+
+
+@dataclass(frozen=True)
+class Artifacts:
+    """Where the cached programs are."""
+
+    kafka_libs: Path
+    ferretdb_bin: Path
+
+
+def prepare(cache_dir: Path = DEFAULT_CACHE_DIR) -> Artifacts:
+    """Fetch/build whatever is missing or out of date in `cache_dir`; fast when all is cached."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with _cache_lock(cache_dir):
+        return Artifacts(
+            kafka_libs=ensure_kafka(cache_dir), ferretdb_bin=ensure_ferretdb(cache_dir)
+        )
+
+
+def ensure_kafka(cache_dir: Path) -> Path:
+    """The folder of Kafka's runtime jars, resolved with Maven unless already cached."""
+    home = cache_dir / f"kafka-{KAFKA_VERSION}"
+    libs = home / "libs"
+    marker = home / ".complete"
+    if libs.is_dir() and _marker_matches(marker, _digest([KAFKA_POM])):
+        return libs
+
+    mvn = _require_tool("mvn", "Maven (to fetch Kafka's jars from Maven Central)")
+    partial = home / "libs.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    home.mkdir(parents=True, exist_ok=True)
+    log.info("resolving Kafka %s jars into %s", KAFKA_VERSION, libs)
+    started = time.monotonic()
+    _run(
+        [
+            mvn,
+            "-q",
+            "-B",
+            "-f",
+            str(KAFKA_POM),
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={partial}",
+            "-DincludeScope=runtime",
+        ],
+        what="resolving Kafka's jars with Maven",
+    )
+    if not (partial / f"kafka_2.13-{KAFKA_VERSION}.jar").is_file():
+        raise BuildError(
+            f"Maven did not produce kafka_2.13-{KAFKA_VERSION}.jar: does KAFKA_VERSION in "
+            f"{__file__} match {KAFKA_POM}?"
+        )
+    # Swap in the complete folder only, so an interrupted resolve is never mistaken for a cache.
+    shutil.rmtree(libs, ignore_errors=True)
+    partial.rename(libs)
+    marker.write_text(_digest([KAFKA_POM]) + "\n")
+    log.info("Kafka jars ready in %.1fs", time.monotonic() - started)
+    return libs
+
+
+def ensure_ferretdb(cache_dir: Path) -> Path:
+    """The FerretDB binary built from devstack/ferretdb, unless an up-to-date build is cached."""
+    binary = cache_dir / "bin" / "ferretdb"
+    marker = binary.with_name("ferretdb.sources-sha256")
+    if binary.is_file() and _marker_matches(marker, _digest(FERRETDB_SOURCES)):
+        return binary
+
+    go = _require_tool("go", "Go (to build FerretDB)")
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    partial = binary.with_name("ferretdb.partial")
+    log.info("building FerretDB into %s (the first build downloads Go modules)", binary)
+    started = time.monotonic()
+    env = os.environ | {
+        # Use the installed Go: a toolchain download is one more thing that can fail offline.
+        "GOTOOLCHAIN": "local",
+        # -mod=mod lets go add go.sum lines a newer Go wants; buildvcs would fail on a repo
+        # without commits and only stamps metadata nobody reads.
+        "GOFLAGS": "-mod=mod -buildvcs=false",
+    }
+    _run(
+        [go, "build", "-trimpath", "-o", str(partial), "."],
+        what="building FerretDB with Go",
+        cwd=FERRETDB_SOURCES[0].parent,
+        env=env,
+    )
+    partial.replace(binary)
+    # Digest after the build: -mod=mod may have rewritten go.sum.
+    marker.write_text(_digest(FERRETDB_SOURCES) + "\n")
+    log.info("FerretDB built in %.1fs", time.monotonic() - started)
+    return binary
+
+
+@contextmanager
+def _cache_lock(cache_dir: Path) -> Iterator[None]:
+    # Parallel test sessions sharing one cache must not build into the same folders at once.
+    with (cache_dir / ".devstack-build.lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _digest(paths: Sequence[Path]) -> str:
+    sha = hashlib.sha256()
+    for path in paths:
+        sha.update(path.name.encode())
+        sha.update(path.read_bytes())
+    return sha.hexdigest()
+
+
+def _marker_matches(marker: Path, digest: str) -> bool:
+    try:
+        return marker.read_text().strip() == digest
+    except FileNotFoundError:
+        return False
+
+
+def _require_tool(name: str, purpose: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise BuildError(f"`{name}` is not on PATH; the local stack needs {purpose}")
+    return path
+
+
+def _run(
+    argv: list[str], *, what: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> None:
+    try:
+        result = subprocess.run(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=_BUILD_TIMEOUT_SECONDS,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise BuildError(f"{what} took more than {exc.timeout:.0f}s: {' '.join(argv)}") from exc
+    if result.returncode != 0:
+        output = (result.stdout + result.stderr).strip().splitlines()
+        tail = "\n".join(output[-30:])
+        raise BuildError(f"{what} failed (exit {result.returncode}): {' '.join(argv)}\n{tail}")

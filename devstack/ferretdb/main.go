@@ -1,0 +1,68 @@
+// Command ferretdb runs an embedded FerretDB v1 (MongoDB wire protocol over SQLite) for the
+// local stack.
+//
+// It exists because `go install github.com/FerretDB/FerretDB/cmd/ferretdb@v1.24.0` does not work
+// here: the module proxy refuses the version list and the module zip lacks
+// build/version/version.txt, so that binary panics at start. The embeddable package has neither
+// problem. devstack/build.py builds this into .cache/bin/ferretdb.
+package main
+
+import (
+	"context"
+	"flag"
+	"log"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/FerretDB/FerretDB/ferretdb"
+)
+
+func main() {
+	listen := flag.String("listen", "127.0.0.1:27017", "TCP address to listen on")
+	dir := flag.String("sqlite-dir", "data", "directory holding one SQLite file per database")
+	logLevel := flag.String("log-level", "error", "debug, info, warn or error")
+	flag.Parse()
+
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		log.Fatal(err)
+	}
+
+	absDir, err := filepath.Abs(*dir)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err = os.MkdirAll(absDir, 0o755); err != nil {
+		log.Fatal(err)
+	}
+
+	f, err := ferretdb.New(&ferretdb.Config{
+		Listener: ferretdb.ListenerConfig{TCP: *listen},
+		Handler:  "sqlite",
+		// The SQLite handler wants a URI naming a directory, with the trailing slash.
+		SQLiteURL: "file:" + absDir + "/",
+		// Error by default: at warn level FerretDB dumps every error reply in full, including
+		// the endSessions that every pymongo client sends on close and FerretDB lacks.
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		// Restore default signal handling once shutdown starts, so a second signal kills the
+		// process even if an open client connection keeps Run waiting.
+		<-ctx.Done()
+		stop()
+	}()
+
+	log.Printf("listening on %s, data in %s", *listen, absDir)
+	if err = f.Run(ctx); err != nil && ctx.Err() == nil {
+		log.Fatal(err)
+	}
+	log.Print("stopped")
+}

@@ -1,0 +1,254 @@
+"""The real stack for end-to-end tests: Kafka, FerretDB and moto processes, and the worker.
+
+Session scope for the servers; each test uses fresh export ids and its own consumer group.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+import pytest
+
+from devstack.dataset import load_dataset
+from devstack.stack import LocalStack
+from tests.e2e.expected import DATA
+
+ROOT = Path(__file__).resolve().parents[2]
+TOPICS = ("exports", "export-events", "exports-dlq")
+PART_SIZE = 256 * 1024  # small parts so that modest exports still span several
+
+T = TypeVar("T")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/e2e/" in str(item.fspath):
+            item.add_marker(pytest.mark.e2e)
+
+
+def wait_for(check: Callable[[], T | None], *, timeout: float, what: str, every: float = 0.2) -> T:
+    """Poll `check` until it returns something other than None/False, or fail at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(every)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    state = tmp_path_factory.mktemp("stack")
+    with LocalStack(cache_dir=ROOT / ".cache", state_dir=state, s3_min_part_size=PART_SIZE) as s:
+        s.create_topics(TOPICS, partitions=1)
+        s.create_buckets(s.bucket_names)
+        env = s.env
+        load_dataset(
+            DATA,
+            mongo_url=s.mongo_url,
+            database=env["MONGO_DATABASE"],
+            s3_endpoint_url=s.s3_endpoint_url,
+            vf_scoring_bucket=env["S3_BUCKET_VF_SCORING"],
+            access_key=env["S3_ACCESS_KEY_ID"],
+            secret_key=env["S3_SECRET_ACCESS_KEY"],
+            region=env["S3_REGION"],
+        )
+        yield s
+
+
+@dataclass
+class Worker:
+    """A running `python -m export_service worker` process and how to talk to it."""
+
+    process: subprocess.Popen[bytes]
+    base_url: str
+    log_path: Path
+
+    def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        data = None if body is None else orjson.dumps(body)
+        req = urllib.request.Request(
+            self.base_url + path,
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=10) as response:
+                return response.status, orjson.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, orjson.loads(exc.read())
+
+    def get_export(self, campaign_id: str, export_id: str) -> dict[str, Any] | None:
+        status, body = self.request("GET", f"/campaigns/{campaign_id}/exports/{export_id}")
+        return body if status == 200 else None
+
+    def wait_terminal(
+        self, campaign_id: str, export_id: str, timeout: float = 120
+    ) -> dict[str, Any]:
+        def done() -> dict[str, Any] | None:
+            body = self.get_export(campaign_id, export_id)
+            if body and body["status"] in {"FINISHED", "FAILED", "EXPIRED"}:
+                return body
+            return None
+
+        return wait_for(done, timeout=timeout, what=f"export {export_id} to end")
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_worker(stack: LocalStack, workdir: Path, **extra_env: str) -> Worker:
+    port = _free_port()
+    log_path = workdir / f"worker-{port}.log"
+    env = (
+        os.environ
+        | stack.env
+        | {
+            "WEB_PORT": str(port),
+            "DATA_DIR": str(workdir / f"worker-data-{port}"),
+            "S3_PART_SIZE_BYTES": str(PART_SIZE),
+            "KAFKA_SESSION_TIMEOUT_SECONDS": "6",
+            "KAFKA_HEARTBEAT_INTERVAL_SECONDS": "1",
+            **extra_env,
+        }
+    )
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "export_service",
+                "worker",
+                "-l",
+                "info",
+                "--web-port",
+                str(port),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    worker = Worker(process, f"http://127.0.0.1:{port}", log_path)
+
+    def ready() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"worker exited with {process.returncode}:\n{worker.log_tail()}")
+        try:
+            return worker.request("GET", "/ready")[0] == 200
+        except OSError:
+            return False
+
+    wait_for(ready, timeout=120, what="the worker to be ready", every=0.5)
+    return worker
+
+
+def stop_worker(worker: Worker) -> None:
+    if worker.process.poll() is None:
+        worker.process.terminate()
+        try:
+            worker.process.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.process.kill()
+            worker.process.wait(10)
+
+
+@pytest.fixture(scope="session")
+def worker(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
+    w = start_worker(stack, tmp_path_factory.mktemp("worker"))
+    yield w
+    stop_worker(w)
+
+
+@pytest.fixture
+def s3(stack: LocalStack) -> Any:
+    import boto3
+
+    env = stack.env
+    return boto3.client(
+        "s3",
+        endpoint_url=stack.s3_endpoint_url,
+        aws_access_key_id=env["S3_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["S3_SECRET_ACCESS_KEY"],
+        region_name=env["S3_REGION"],
+    )
+
+
+@pytest.fixture
+def kafka(stack: LocalStack) -> Iterator[KafkaClient]:
+    client = KafkaClient(stack.bootstrap_servers)
+    yield client
+    client.close()
+
+
+class KafkaClient:
+    """An upstream/downstream system: confluent-kafka (librdkafka), not the service's client."""
+
+    def __init__(self, bootstrap: str) -> None:
+        from confluent_kafka import Producer
+
+        self.bootstrap = bootstrap
+        self.producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+        self._consumers: list[Any] = []
+
+    def produce(self, topic: str, value: bytes, key: bytes | None = None) -> None:
+        errors: list[Any] = []
+        self.producer.produce(
+            topic, value=value, key=key, on_delivery=lambda e, _m: errors.append(e)
+        )
+        self.producer.flush(30)
+        assert errors == [None], errors
+
+    def consumer(self, topic: str) -> Any:
+        from confluent_kafka import Consumer
+
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.bootstrap,
+                "group.id": f"e2e-{topic}-{time.monotonic_ns()}",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+            }
+        )
+        consumer.subscribe([topic])
+        self._consumers.append(consumer)
+        return consumer
+
+    def find(
+        self, consumer: Any, match: Callable[[dict[str, Any]], bool], *, timeout: float = 120
+    ) -> dict[str, Any]:
+        """The first JSON message on the consumer's topic for which `match` holds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is None or message.error():
+                continue
+            body = orjson.loads(message.value())
+            if match(body):
+                return dict(body)
+        raise AssertionError("no matching message before the deadline")
+
+    def close(self) -> None:
+        for consumer in self._consumers:
+            consumer.close()
