@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from core.app import app
@@ -22,6 +23,7 @@ from exporters.runner import (
     load_context,
     run_export,
 )
+from exporters.spec import ExportContext, ExportSpec
 from topics.definitions import export_events_topic, status_store
 
 logger = logging.getLogger(__name__)
@@ -50,8 +52,15 @@ async def announce(record: ExportRecord) -> ExportRecord:
     return announced
 
 
-async def _execute(record: ExportRecord) -> tuple[ExportRecord, ExportResult]:
-    """Trigger and run one export; returns the TRIGGERED record and the run's result."""
+@dataclass(frozen=True)
+class _Prepared:
+    spec: ExportSpec
+    ctx: ExportContext
+    total: int
+
+
+async def _prepare(record: ExportRecord) -> _Prepared:
+    """Context, preliminary count, and no leftovers of an earlier, interrupted attempt."""
     settings: Settings = app.settings
     deps = app.deps
     spec = get_spec(record.export_type)
@@ -66,20 +75,35 @@ async def _execute(record: ExportRecord) -> tuple[ExportRecord, ExportResult]:
     bucket = settings.bucket(spec.bucket)
     await deps.store.abort_uploads(bucket, export_prefix(spec.name, record.campaign_id, record.id))
     total = await count_source(spec, ctx, deps.source)
-    current = record.evolve(total_count=total)
+    return _Prepared(spec, ctx, total)
+
+
+async def _execute(record: ExportRecord) -> tuple[ExportRecord, ExportResult]:
+    """Trigger and run one export; returns the last stored record and the run's result."""
+    prepared = await _prepare(record)
+    current = record.evolve(
+        status=Status.TRIGGERED, triggered_at=utcnow(), total_count=prepared.total
+    )
     status_store.put(current)
+    logger.info(
+        "export %s TRIGGERED (%s, %d source documents)",
+        record.id,
+        record.export_type,
+        prepared.total,
+    )
 
     async def on_progress(progress: Progress) -> None:
         nonlocal current
         current = current.evolve(row_count=progress.row_count, skipped_count=progress.skipped_count)
         status_store.put(current)
 
+    deps = app.deps
     result = await run_export(
-        spec,
-        ctx,
+        prepared.spec,
+        prepared.ctx,
         source=deps.source,
         store=deps.store,
-        options=run_options(settings),
+        options=run_options(app.settings),
         on_progress=on_progress,
     )
     return current, result
@@ -103,15 +127,13 @@ async def run_one(record: ExportRecord) -> ExportRecord:
         )
         status_store.put(final)
         return await announce(final)
-    triggered = record.evolve(
-        status=Status.TRIGGERED, triggered_at=utcnow(), attempts=record.attempts + 1
-    )
-    status_store.put(triggered)
-    logger.info("export %s TRIGGERED (%s)", record.id, record.export_type)
-    current = triggered
+    # Counted before any work, so that an export that kills the worker every time
+    # ends FAILED after export_max_attempts instead of looping forever.
+    current = record.evolve(attempts=record.attempts + 1)
+    status_store.put(current)
     try:
         async with asyncio.timeout(settings.export_timeout_seconds):
-            current, result = await _execute(triggered)
+            current, result = await _execute(current)
         final = current.evolve(
             status=Status.FINISHED,
             finished_at=utcnow(),

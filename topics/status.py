@@ -63,15 +63,18 @@ class StatusStore:
         return None
 
     def next_to_run(self) -> ExportRecord | None:
-        """An interrupted (TRIGGERED) export first, else the oldest PENDING one."""
-        triggered: list[ExportRecord] = []
+        """An interrupted export first (TRIGGERED, or started and not yet triggered),
+        else the oldest PENDING one."""
+        interrupted: list[ExportRecord] = []
         pending: list[ExportRecord] = []
         for record in self.records():
-            if record.status == Status.TRIGGERED:
-                triggered.append(record)
+            if record.status == Status.TRIGGERED or (
+                record.status == Status.PENDING and record.attempts > 0
+            ):
+                interrupted.append(record)
             elif record.status == Status.PENDING:
                 pending.append(record)
-        queue = triggered or pending
+        queue = interrupted or pending
         if not queue:
             return None
         return min(queue, key=lambda r: (r.created_at, r.id))
