@@ -147,24 +147,24 @@ def _start_worker(stack: LocalStack, web_port: int, log_path: Path) -> subproces
 
 def _wait_for_worker(worker: subprocess.Popen[bytes], web_port: int, log_path: Path) -> None:
     deadline = time.monotonic() + WORKER_START_TIMEOUT_SECONDS
-    while not _heartbeat_ok(web_port):
+    while not _ready(web_port):
         if worker.poll() is not None:
             raise StackError(
-                f"the worker exited with code {worker.returncode} before answering /heartbeat; "
+                f"the worker exited with code {worker.returncode} before it was ready; "
                 f"last lines of {log_path}:\n{_tail(log_path)}"
             )
         if time.monotonic() >= deadline:
             raise StackError(
-                f"the worker did not answer http://127.0.0.1:{web_port}/heartbeat within "
+                f"the worker did not answer http://127.0.0.1:{web_port}/ready within "
                 f"{WORKER_START_TIMEOUT_SECONDS:.0f}s; last lines of {log_path}:\n{_tail(log_path)}"
             )
         time.sleep(0.5)
 
 
-def _heartbeat_ok(web_port: int) -> bool:
+def _ready(web_port: int) -> bool:
     connection = http.client.HTTPConnection("127.0.0.1", web_port, timeout=2)
     try:
-        connection.request("GET", "/heartbeat")
+        connection.request("GET", "/ready")
         return connection.getresponse().status == 200
     except OSError:
         return False
@@ -183,7 +183,7 @@ def _print_banner(
         f"  Kafka     {stack.bootstrap_servers}  (topics: {', '.join(TOPICS)})",
         f"  MongoDB   {stack.mongo_url}{stack.mongo_database}  (FerretDB)",
         f"  S3        {stack.s3_endpoint_url}  (moto; key/secret: testing/testing)",
-        f"  worker    {api}  (/heartbeat, /metrics, /openapi.json)",
+        f"  worker    {api}  (/heartbeat, /ready)",
         f"  logs      {stack.state_dir / 'logs'}  (worker: {worker_log.name})",
         "",
         "Request an entries export:",
