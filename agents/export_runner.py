@@ -13,7 +13,6 @@ from core.errors import ExportServiceError, ExportTimedOut
 from core.events import export_result_bytes
 from core.models import ErrorInfo, ExportRecord, Status, utcnow
 from core.settings import Settings
-from exporters.naming import export_prefix
 from exporters.registry import get_spec
 from exporters.runner import (
     ExportResult,
@@ -21,6 +20,7 @@ from exporters.runner import (
     RunOptions,
     count_source,
     load_context,
+    planned_keys,
     run_export,
 )
 from exporters.spec import ExportContext, ExportSpec
@@ -73,7 +73,7 @@ async def _prepare(record: ExportRecord) -> _Prepared:
     )
     # A previous attempt killed mid-upload left an incomplete multipart upload behind.
     bucket = settings.bucket(spec.bucket)
-    await deps.store.abort_uploads(bucket, export_prefix(spec.name, record.campaign_id, record.id))
+    await deps.store.abort_uploads(bucket, planned_keys(spec, ctx))
     total = await count_source(spec, ctx, deps.source)
     return _Prepared(spec, ctx, total)
 

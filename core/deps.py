@@ -66,8 +66,11 @@ class ObjectStore(Protocol):
 
     async def list_keys(self, bucket: str, prefix: str) -> list[str]: ...
 
-    async def abort_uploads(self, bucket: str, prefix: str) -> int:
-        """Abort every in-progress multipart upload under `prefix`; how many there were."""
+    async def abort_uploads(self, bucket: str, keys: Collection[str]) -> int:
+        """Abort every in-progress multipart upload of these exact keys; how many there were.
+
+        Exact keys, not a prefix: MinIO lists in-progress uploads only by object name.
+        """
         ...
 
     async def ping(self, bucket: str) -> None: ...

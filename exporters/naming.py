@@ -49,8 +49,3 @@ def object_key(export_type: str, campaign_id: str, export_id: str, file_name: st
             safe_part(file_name),
         )
     )
-
-
-def export_prefix(export_type: str, campaign_id: str, export_id: str) -> str:
-    """The key prefix under which every object of one export lives."""
-    return object_key(export_type, campaign_id, export_id, "x")[: -len("x")]

@@ -89,6 +89,11 @@ async def load_context(
     return ExportContext(export_id=export_id, campaign=campaign, markets=markets, params=parsed)
 
 
+def planned_keys(spec: ExportSpec, ctx: ExportContext) -> list[str]:
+    """The object keys a run of this export writes (the same on every attempt)."""
+    return [object_key(spec.name, ctx.campaign_id, ctx.export_id, spec.layout.file_name(ctx))]
+
+
 async def count_source(spec: ExportSpec, ctx: ExportContext, source: DocumentSource) -> int:
     """The preliminary count (`totalCount`): source documents, before expansion and joins."""
     return await source.count(spec.source.collection, spec.source.query(ctx))
@@ -195,7 +200,7 @@ async def run_export(
     """Stream the export; on any error or cancellation the upload is aborted, then re-raised."""
     bucket = options.bucket_names[spec.bucket]
     acl = None if bucket in options.acl_disabled_buckets else spec.acl
-    key = object_key(spec.name, ctx.campaign_id, ctx.export_id, spec.layout.file_name(ctx))
+    (key,) = planned_keys(spec, ctx)
     upload = await store.start_upload(bucket, key, content_type=CSV_CONTENT_TYPE, acl=acl)
     sink = ObjectSink(upload, part_size=options.part_size, max_in_flight=options.max_in_flight)
     builder = _RowBuilder(spec, ctx, source)

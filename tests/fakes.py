@@ -154,11 +154,11 @@ class InMemoryStore:
     async def list_keys(self, bucket: str, prefix: str) -> list[str]:
         return sorted(k for b, k in self.objects if b == bucket and k.startswith(prefix))
 
-    async def abort_uploads(self, bucket: str, prefix: str) -> int:
+    async def abort_uploads(self, bucket: str, keys: Collection[str]) -> int:
         count = 0
         for upload in self.uploads:
             in_progress = not upload.completed and not upload.aborted
-            if upload.bucket == bucket and upload.key.startswith(prefix) and in_progress:
+            if upload.bucket == bucket and upload.key in keys and in_progress:
                 upload.aborted = True
                 count += 1
         return count

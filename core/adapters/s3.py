@@ -102,18 +102,23 @@ class S3ObjectStore:
             keys.extend(obj["Key"] for obj in page.get("Contents", []))
         return keys
 
-    async def abort_uploads(self, bucket: str, prefix: str) -> int:
+    async def abort_uploads(self, bucket: str, keys: Collection[str]) -> int:
         aborted = 0
         paginator = self._client.get_paginator("list_multipart_uploads")
         try:
-            async for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-                for upload in page.get("Uploads", []):
-                    await self._client.abort_multipart_upload(
-                        Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"]
-                    )
-                    aborted += 1
+            for key in keys:
+                # Prefix=<the whole key> is the form every S3 implementation answers (MinIO
+                # answers no shorter prefix); other keys that merely start with it are skipped.
+                async for page in paginator.paginate(Bucket=bucket, Prefix=key):
+                    for upload in page.get("Uploads", []):
+                        if upload["Key"] != key:
+                            continue
+                        await self._client.abort_multipart_upload(
+                            Bucket=bucket, Key=key, UploadId=upload["UploadId"]
+                        )
+                        aborted += 1
         except (BotoCoreError, ClientError) as exc:
-            raise UploadFailed(f"aborting uploads under {prefix} failed: {exc}") from exc
+            raise UploadFailed(f"aborting earlier uploads in {bucket} failed: {exc}") from exc
         return aborted
 
     async def ping(self, bucket: str) -> None:

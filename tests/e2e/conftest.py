@@ -68,6 +68,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         yield s
 
 
+def _json_or_text(body: bytes) -> Any:
+    """JSON answers are parsed; anything else (a server still starting) is kept as text."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body.decode(errors="replace")
+
+
 @dataclass
 class Worker:
     """A running `python -m export_service worker` process and how to talk to it."""
@@ -86,9 +94,9 @@ class Worker:
         )
         try:
             with urllib.request.urlopen(req, timeout=10) as response:
-                return response.status, orjson.loads(response.read())
+                return response.status, _json_or_text(response.read())
         except urllib.error.HTTPError as exc:
-            return exc.code, orjson.loads(exc.read())
+            return exc.code, _json_or_text(exc.read())
 
     def get_export(self, campaign_id: str, export_id: str) -> dict[str, Any] | None:
         status, body = self.request("GET", f"/campaigns/{campaign_id}/exports/{export_id}")

@@ -125,3 +125,13 @@ async def test_unknown_campaign_and_campaign_without_markets_are_refused() -> No
         )
     # codes do not need markets
     await load_context(get_spec("codes"), source, export_id="x", campaign_id="empty", params={})
+
+
+async def test_planned_keys_are_the_keys_a_run_writes() -> None:
+    from exporters.runner import planned_keys
+
+    source, store = InMemorySource(dataset()), InMemoryStore()
+    spec = get_spec("entries")
+    ctx = await load_context(spec, source, export_id="x1", campaign_id="c1", params={})
+    result = await run_export(spec, ctx, source=source, store=store, options=OPTIONS)
+    assert planned_keys(spec, ctx) == [o.key for o in result.objects]

@@ -64,3 +64,12 @@ def test_campaign_listing_is_newest_first() -> None:
         store.put(rec(f"r{i}", at=DAY + dt.timedelta(minutes=i), export_type=f"t{i}"))
     store.put(rec("other", campaign_id="c2"))
     assert [r.id for r in store.for_campaign("c1")] == ["r2", "r1", "r0"]
+
+
+def test_an_export_started_but_not_yet_triggered_counts_as_interrupted() -> None:
+    store = StatusStore({})
+    store.put(rec("old", at=DAY))
+    store.put(rec("started", at=DAY + dt.timedelta(hours=1), attempts=1, export_type="codes"))
+    nxt = store.next_to_run()
+    assert nxt is not None
+    assert nxt.id == "started"
