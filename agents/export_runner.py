@@ -22,6 +22,7 @@ from exporters.runner import (
     load_context,
     planned_keys,
     run_export,
+    staging_prefix,
 )
 from exporters.spec import ExportContext, ExportSpec
 from topics.definitions import export_events_topic, status_store
@@ -40,6 +41,9 @@ def run_options(settings: Settings) -> RunOptions:
         max_in_flight=settings.s3_max_concurrent_parts,
         progress_interval_seconds=settings.progress_interval_seconds,
         progress_interval_rows=settings.progress_interval_rows,
+        max_rows_per_file=settings.max_rows_per_file,
+        staging_buffer_bytes=settings.zip_staging_buffer_bytes,
+        exclusion_max_ids=settings.exclusion_max_ids_per_pass,
     )
 
 
@@ -74,6 +78,9 @@ async def _prepare(record: ExportRecord) -> _Prepared:
     # A previous attempt killed mid-upload left an incomplete multipart upload behind.
     bucket = settings.bucket(spec.bucket)
     await deps.store.abort_uploads(bucket, planned_keys(spec, ctx))
+    leftovers = await deps.store.list_keys(bucket, staging_prefix(spec, ctx))
+    if leftovers:
+        await deps.store.delete_objects(bucket, leftovers)
     total = await count_source(spec, ctx, deps.source)
     return _Prepared(spec, ctx, total)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncGenerator, Collection, Iterator, Mapping
+from collections.abc import AsyncGenerator, Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 from core.deps import Doc
@@ -79,6 +79,7 @@ class GeneratedSource:
         *,
         projection: Mapping[str, Any] | None = None,
         batch_size: int = 1000,
+        sort: Sequence[tuple[str, int]] | None = None,
     ) -> AsyncGenerator[list[Doc], None]:
         if collection == "markets":
             yield list(MARKETS.values())
@@ -96,6 +97,16 @@ class GeneratedSource:
         if collection == "markets":
             return {i: MARKETS[i] for i in ids if i in MARKETS}
         return {}
+
+    async def find_in(
+        self,
+        collection: str,
+        field: str,
+        values: Collection[str],
+        *,
+        projection: Mapping[str, Any] | None = None,
+    ) -> list[Doc]:
+        return []
 
     async def find_one(self, collection: str, query: Mapping[str, Any]) -> Doc | None:
         if collection == "campaigns":

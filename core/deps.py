@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Collection, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -19,8 +19,20 @@ class DocumentSource(Protocol):
         *,
         projection: Mapping[str, Any] | None = None,
         batch_size: int = 1000,
+        sort: Sequence[tuple[str, int]] | None = None,
     ) -> AsyncGenerator[list[Doc], None]:
         """Documents matching `query`, in batches; closing the iterator closes the cursor."""
+        ...
+
+    async def find_in(
+        self,
+        collection: str,
+        field: str,
+        values: Collection[str],
+        *,
+        projection: Mapping[str, Any] | None = None,
+    ) -> list[Doc]:
+        """The documents whose `field` is one of `values` (one query, however many values)."""
         ...
 
     async def find_by_ids(
@@ -59,6 +71,14 @@ class ObjectStore(Protocol):
     async def start_upload(
         self, bucket: str, key: str, *, content_type: str, acl: str | None
     ) -> MultipartUpload: ...
+
+    async def put_object(self, bucket: str, key: str, data: bytes, *, content_type: str) -> None:
+        """A small whole object (staging chunks), no ACL."""
+        ...
+
+    def iter_object(self, bucket: str, key: str) -> AsyncIterator[bytes]:
+        """The object's bytes in chunks, streamed."""
+        ...
 
     async def presign_get(self, bucket: str, key: str, *, expires_in: int) -> str: ...
 

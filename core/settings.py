@@ -57,6 +57,12 @@ class Settings(BaseSettings):
         3, ge=1, description="runs of one export (restarts after a crash count) before FAILED"
     )
     max_rows_per_file: int = Field(500_000, ge=1)
+    zip_staging_buffer_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, description="rows buffered for ZIP members before staging"
+    )
+    exclusion_max_ids_per_pass: int = Field(
+        1_000_000, ge=1, description="SMS-wave user ids held in memory at once (waitlist)"
+    )
     progress_interval_seconds: float = Field(1.0, gt=0)
     progress_interval_rows: int = Field(10_000, ge=1)
 

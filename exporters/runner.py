@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
@@ -15,13 +15,12 @@ from pydantic import BaseModel, ValidationError
 from core.deps import Doc, DocumentSource, ObjectStore
 from core.errors import CampaignNotFound, InvalidParams, NoMarketsFound
 from core.models import StoredObject
-from exporters.csv_encoding import encode_rows
-from exporters.formatting import format_cell
-from exporters.naming import object_key
-from exporters.sink import ObjectSink
-from exporters.spec import ExportContext, ExportSpec, Join, Row
-
-CSV_CONTENT_TYPE = "text/csv; charset=utf-8"
+from exporters.exclusions import Exclusion, ExclusionPass
+from exporters.outputs import OutputOptions, open_output
+from exporters.outputs import planned_keys as planned_keys
+from exporters.outputs import staging_prefix as staging_prefix
+from exporters.rows import RowBuilder, grouped
+from exporters.spec import ExportContext, ExportSpec
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +36,9 @@ class RunOptions:
     max_in_flight: int = 2
     progress_interval_seconds: float = 1.0
     progress_interval_rows: int = 10_000
+    max_rows_per_file: int = 500_000
+    staging_buffer_bytes: int = 16 * 1024 * 1024
+    exclusion_max_ids: int = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -89,86 +91,9 @@ async def load_context(
     return ExportContext(export_id=export_id, campaign=campaign, markets=markets, params=parsed)
 
 
-def planned_keys(spec: ExportSpec, ctx: ExportContext) -> list[str]:
-    """The object keys a run of this export writes (the same on every attempt)."""
-    return [object_key(spec.name, ctx.campaign_id, ctx.export_id, spec.layout.file_name(ctx))]
-
-
 async def count_source(spec: ExportSpec, ctx: ExportContext, source: DocumentSource) -> int:
     """The preliminary count (`totalCount`): source documents, before expansion and joins."""
     return await source.count(spec.source.collection, spec.source.query(ctx))
-
-
-class _Joiner:
-    """Runs a spec's joins over a batch of rows with one look-up per join."""
-
-    def __init__(self, joins: Sequence[Join], source: DocumentSource, ctx: ExportContext) -> None:
-        self._joins = joins
-        self._source = source
-        self._caches: dict[str, dict[str, Doc | None]] = {j.name: {} for j in joins if j.cached}
-        if "markets" in {j.collection for j in joins if j.cached}:
-            for join in joins:
-                if join.collection == "markets" and join.cached:
-                    self._caches[join.name].update(ctx.markets)
-
-    async def apply(self, rows: list[Row]) -> list[Row]:
-        for join in self._joins:
-            keys = {k for k in (join.key(r) for r in rows) if isinstance(k, str)}
-            found = await self._lookup(join, keys)
-            for row in rows:
-                key = join.key(row)
-                row[join.name] = found.get(key) if isinstance(key, str) else None
-        return rows
-
-    async def _lookup(self, join: Join, keys: set[str]) -> Mapping[str, Doc | None]:
-        if not join.cached:
-            return await self._source.find_by_ids(join.collection, keys, projection=join.projection)
-        cache = self._caches[join.name]
-        missing = keys - cache.keys()
-        if missing:
-            fetched = await self._source.find_by_ids(
-                join.collection, missing, projection=join.projection
-            )
-            for key in missing:
-                cache[key] = fetched.get(key)
-        return cache
-
-
-class _RowBuilder:
-    """Turns source batches into formatted cells, counting skipped source documents."""
-
-    def __init__(self, spec: ExportSpec, ctx: ExportContext, source: DocumentSource) -> None:
-        self._spec = spec
-        self._ctx = ctx
-        self._joiner = _Joiner(spec.joins, source, ctx)
-        self._required = tuple(j.name for j in spec.joins if j.required)
-        self._getters = tuple(c.get for c in spec.columns)
-        self.skipped = 0
-
-    async def build(self, docs: list[Doc]) -> list[list[str]]:
-        spec = self._spec
-        base = {"campaign": self._ctx.campaign, "params": self._ctx.params}
-        rows = [
-            expanded
-            for doc in docs
-            for expanded in spec.expand({**base, "doc": doc, "marketId": doc.get("marketId")})
-        ]
-        rows = await self._joiner.apply(rows)
-        kept: list[Row] = []
-        skipped_docs: set[int] = set()
-        for row in rows:
-            if any(row.get(name) is None for name in self._required):
-                skipped_docs.add(id(row["doc"]))
-                continue
-            if spec.where is None or spec.where(row):
-                kept.append(row)
-        self.skipped += len(skipped_docs)
-        getters = self._getters
-        fmt = format_cell
-        # The hottest loop of an export: most cells are already strings.
-        return [
-            [v if type(v) is str else fmt(v) for v in [get(row) for get in getters]] for row in kept
-        ]
 
 
 class _Progress:
@@ -197,37 +122,62 @@ async def run_export(
     options: RunOptions,
     on_progress: ProgressCallback | None = None,
 ) -> ExportResult:
-    """Stream the export; on any error or cancellation the upload is aborted, then re-raised."""
+    """Stream the export; on any error or cancellation every upload is aborted, then re-raised."""
     bucket = options.bucket_names[spec.bucket]
-    acl = None if bucket in options.acl_disabled_buckets else spec.acl
-    (key,) = planned_keys(spec, ctx)
-    upload = await store.start_upload(bucket, key, content_type=CSV_CONTENT_TYPE, acl=acl)
-    sink = ObjectSink(upload, part_size=options.part_size, max_in_flight=options.max_in_flight)
-    builder = _RowBuilder(spec, ctx, source)
+    output_options = OutputOptions(
+        bucket=bucket,
+        acl=None if bucket in options.acl_disabled_buckets else spec.acl,
+        part_size=options.part_size,
+        max_in_flight=options.max_in_flight,
+        max_rows_per_file=options.max_rows_per_file,
+        staging_buffer_bytes=options.staging_buffer_bytes,
+    )
+    output = await open_output(spec, ctx, store, output_options)
+    builder = RowBuilder(spec, ctx, source)
     progress = _Progress(on_progress, options)
-    row_count = 0
     try:
-        await sink.write(encode_rows([spec.header]))
-        query = spec.source.query(ctx)
-        async with aclosing(
-            source.find(spec.source.collection, query, batch_size=options.batch_size)
-        ) as batches:
-            async for docs in batches:
-                cells = await builder.build(docs)
-                if cells:
-                    await sink.write(encode_rows(cells))
-                    row_count += len(cells)
-                await progress.maybe_report(row_count, builder.skipped)
-                # Formatting a batch is CPU work: give heartbeats and views a turn.
-                await asyncio.sleep(0)
-        stored = await sink.close()
+        async for one_pass in _passes(spec, ctx, store, options):
+            keep = None if one_pass is None else one_pass.keep
+            async with aclosing(
+                source.find(
+                    spec.source.collection,
+                    spec.source.query(ctx),
+                    batch_size=options.batch_size,
+                    sort=spec.source.sort or None,
+                )
+            ) as batches:
+                docs: AsyncIterator[list[Doc]] = (
+                    grouped(batches, spec.group) if spec.group else batches
+                )
+                async for batch in docs:
+                    await output.write(await builder.build(batch, keep))
+                    await progress.maybe_report(output.rows_written, builder.skipped)
+                    # Building a batch is CPU work: give heartbeats and views a turn.
+                    await asyncio.sleep(0)
+        objects = await output.close()
     except BaseException:
         try:
-            await asyncio.shield(sink.abort())
+            await asyncio.shield(output.abort())
         except Exception:
             # The export's own error is what the caller must see; the abort failure is logged.
-            logger.exception("aborting the upload of %s failed", key)
+            logger.exception("aborting the outputs of export %s failed", ctx.export_id)
         raise
     return ExportResult(
-        bucket=bucket, objects=(stored,), row_count=row_count, skipped_count=builder.skipped
+        bucket=bucket,
+        objects=tuple(objects),
+        row_count=output.rows_written,
+        skipped_count=builder.skipped,
     )
+
+
+async def _passes(
+    spec: ExportSpec, ctx: ExportContext, store: ObjectStore, options: RunOptions
+) -> AsyncIterator[ExclusionPass | None]:
+    """One pass over the source, or one per partition of a large exclusion list."""
+    if spec.exclude is None:
+        yield None
+        return
+    exclusion = Exclusion(spec.exclude, ctx, store, options.bucket_names[spec.exclude.bucket])
+    for one_pass in await exclusion.passes(options.exclusion_max_ids):
+        await exclusion.load(one_pass)  # replaces the previous pass's ids: one set at a time
+        yield one_pass

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import datetime as dt
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,8 +13,8 @@ from core.deps import Doc
 from core.settings import BucketName
 
 Row = dict[str, Any]
-"""A row being built: `doc` (the source document), `campaign`, join results by name,
-and whatever an expansion adds (`marketId`, `isPrimaryMarket`, ...)."""
+"""A row being built: `doc` (the source document), `campaign`, `params`, join results by
+name, and whatever an expansion adds (`marketId`, `isPrimaryMarket`, `promoterId`, ...)."""
 
 
 class NoParams(BaseModel):
@@ -30,6 +31,7 @@ class ExportContext:
     campaign: Doc
     markets: Mapping[str, Doc]
     params: BaseModel
+    started_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
 
     @property
     def campaign_id(self) -> str:
@@ -38,27 +40,44 @@ class ExportContext:
 
 @dataclass(frozen=True)
 class Find:
-    """Rows come from `collection` filtered by `query(ctx)`."""
+    """Rows come from `collection` filtered by `query(ctx)`, optionally sorted."""
 
     collection: str
     query: Callable[[ExportContext], Mapping[str, Any]]
+    sort: Sequence[tuple[str, int]] = ()
+
+
+@dataclass(frozen=True)
+class GroupConsecutive:
+    """Fold runs of source documents that share `key` (the source is sorted by it) into one.
+
+    `fold(key, docs)` returns the document the row is built from; memory holds one group.
+    """
+
+    key: str
+    fold: Callable[[Any, list[Doc]], Doc]
 
 
 @dataclass(frozen=True)
 class Join:
-    """Attach `row[name]` = the document of `collection` whose `_id` is `key(row)`.
+    """Attach `row[name]` = the document of `collection` whose `field` equals `key(row)`.
 
     Joins are batched: one `$in` look-up per source batch, never one query per row.
-    `required` rows whose document is missing are skipped and counted.
-    `cached` keeps found documents for the whole run (small collections such as markets).
+    `required` rows whose document is missing are skipped and counted; with
+    `required_if_set`, only rows whose key is set (an unassigned code keeps its row).
+    `cached` keeps found documents for the whole run (small collections: markets, promoters).
+    When several documents match, `choose` picks one (default: the first found).
     """
 
     name: str
     collection: str
     key: Callable[[Row], Any]
+    field: str = "_id"
     projection: Mapping[str, Any] | None = None
     required: bool = False
+    required_if_set: bool = False
     cached: bool = False
+    choose: Callable[[list[Doc]], Doc] | None = None
 
 
 @dataclass(frozen=True)
@@ -92,14 +111,58 @@ def col(name: str, source: str | Callable[[Row], Any]) -> Column:
     return Column(name, path(source) if isinstance(source, str) else source)
 
 
+# -- output layouts -------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class CsvFile:
-    """Output: one CSV object named by `file_name(ctx)`."""
+    """One CSV object `{exportType}/{campaignId}/{exportId}/{file_name(ctx)}`."""
 
     file_name: Callable[[ExportContext], str]
 
 
-Layout = CsvFile
+@dataclass(frozen=True)
+class CsvPerGroup:
+    """One CSV object per group that has rows, at `object_key(ctx, group)` (a full key).
+
+    Each group keeps its own multipart upload open: for layouts with few groups (regions).
+    """
+
+    group: Callable[[Row], str]
+    object_key: Callable[[ExportContext, str], str]
+    known_groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ZipOfCsv:
+    """One ZIP object holding a CSV per group, `member(group, n)` inside the archive.
+
+    With `split`, a group's rows go to parts n = 1, 2, ... of MAX_ROWS_PER_FILE rows each
+    (every part but the last is full). `limit_per_group(ctx)` caps a group's rows (samples).
+    """
+
+    zip_name: Callable[[ExportContext], str]
+    group: Callable[[Row], str]
+    member: Callable[[str, int], str]
+    split: bool = False
+    limit_per_group: Callable[[ExportContext], int] | None = None
+
+
+Layout = CsvFile | CsvPerGroup | ZipOfCsv
+
+
+@dataclass(frozen=True)
+class SmsWaveExclusion:
+    """Drop rows whose user is listed in a scheduled SMS wave of the campaign.
+
+    Waves are CSV objects (header `userId`) under `sms-waves/{campaignId}/` in `bucket`.
+    """
+
+    bucket: BucketName = "vfScoring"
+    user_id: Callable[[Row], Any] = field(default=lambda row: row["doc"].get("userId"))
+
+    def prefix(self, ctx: ExportContext) -> str:
+        return f"sms-waves/{ctx.campaign_id}/"
 
 
 def identity(row: Row) -> Iterable[Row]:
@@ -117,8 +180,10 @@ class ExportSpec:
     acl: str | None
     layout: Layout
     joins: tuple[Join, ...] = ()
+    group: GroupConsecutive | None = None
     expand: Callable[[Row], Iterable[Row]] = identity
     where: Callable[[Row], bool] | None = None
+    exclude: SmsWaveExclusion | None = None
     params: type[BaseModel] = NoParams
     requires_markets: bool = False
     description: str = ""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import AsyncGenerator, Collection, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,9 +59,15 @@ class InMemorySource:
         *,
         projection: Mapping[str, Any] | None = None,
         batch_size: int = 1000,
+        sort: Sequence[tuple[str, int]] | None = None,
     ) -> AsyncGenerator[list[Doc], None]:
         self.finds.append((collection, dict(query)))
         docs = [copy.deepcopy(d) for d in self.collections.get(collection, []) if matches(d, query)]
+        for field_name, direction in reversed(sort or ()):
+            # MongoDB orders missing/null before strings
+            docs.sort(key=lambda d: (_get(d, field_name) is not None, _get(d, field_name) or ""))
+            if direction < 0:
+                docs.reverse()
         self.open_cursors += 1
         try:
             for number, start in enumerate(range(0, len(docs), batch_size)):
@@ -87,6 +93,22 @@ class InMemorySource:
             for d in self.collections.get(collection, [])
             if d["_id"] in wanted
         }
+
+    async def find_in(
+        self,
+        collection: str,
+        field: str,
+        values: Collection[str],
+        *,
+        projection: Mapping[str, Any] | None = None,
+    ) -> list[Doc]:
+        wanted = set(values)
+        self.lookups.append((collection, len(wanted)))
+        return [
+            copy.deepcopy(d)
+            for d in self.collections.get(collection, [])
+            if _get(d, field) in wanted
+        ]
 
     async def find_one(self, collection: str, query: Mapping[str, Any]) -> Doc | None:
         for doc in self.collections.get(collection, []):
@@ -134,7 +156,9 @@ class InMemoryStore:
     uploads: list[FakeUpload] = field(default_factory=list)
     acls: dict[tuple[str, str], str | None] = field(default_factory=dict)
     fail_on_part: int | None = None
+    fail_on_put: bool = False
     parts_sent: int = 0
+    puts: int = 0
 
     async def start_upload(
         self, bucket: str, key: str, *, content_type: str, acl: str | None
@@ -143,6 +167,17 @@ class InMemoryStore:
         self.uploads.append(upload)
         self.acls[(bucket, key)] = acl
         return upload
+
+    async def put_object(self, bucket: str, key: str, data: bytes, *, content_type: str) -> None:
+        if self.fail_on_put:
+            raise UploadFailed(f"put of {key} refused by the fake")
+        self.objects[(bucket, key)] = data
+        self.puts += 1
+
+    async def iter_object(self, bucket: str, key: str) -> AsyncIterator[bytes]:
+        data = self.objects[(bucket, key)]
+        for start in range(0, len(data), 7):  # odd-sized chunks on purpose
+            yield data[start : start + 7]
 
     async def presign_get(self, bucket: str, key: str, *, expires_in: int) -> str:
         return f"memory://{bucket}/{key}?expires={expires_in}"

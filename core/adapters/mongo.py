@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncGenerator, Collection, Mapping
+from collections.abc import AsyncGenerator, Collection, Mapping, Sequence
 from typing import Any
 
 from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorDatabase
@@ -40,8 +40,11 @@ class MongoSource:
         *,
         projection: Mapping[str, Any] | None = None,
         batch_size: int = 1000,
+        sort: Sequence[tuple[str, int]] | None = None,
     ) -> AsyncGenerator[list[Doc], None]:
         cursor = self._db[collection].find(dict(query), projection, batch_size=batch_size)
+        if sort:
+            cursor = cursor.sort(list(sort))
         try:
             batch: list[Doc] = []
             async for doc in cursor:
@@ -71,6 +74,25 @@ class MongoSource:
                 cursor = self._db[collection].find({"_id": {"$in": chunk}}, projection)
                 async for doc in cursor:
                     found[doc["_id"]] = doc
+        except PyMongoError as exc:
+            raise SourceUnavailable(f"look-up in {collection} failed: {exc}") from exc
+        return found
+
+    async def find_in(
+        self,
+        collection: str,
+        field: str,
+        values: Collection[str],
+        *,
+        projection: Mapping[str, Any] | None = None,
+    ) -> list[Doc]:
+        wanted = list(dict.fromkeys(values))
+        found: list[Doc] = []
+        try:
+            for start in range(0, len(wanted), _IN_CHUNK):
+                chunk = wanted[start : start + _IN_CHUNK]
+                cursor = self._db[collection].find({field: {"$in": chunk}}, projection)
+                found.extend([doc async for doc in cursor])
         except PyMongoError as exc:
             raise SourceUnavailable(f"look-up in {collection} failed: {exc}") from exc
         return found

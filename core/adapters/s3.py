@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import AsyncIterator, Collection
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -12,6 +12,7 @@ from core.errors import UploadFailed
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
 
+_READ_CHUNK = 1024 * 1024
 _DELETE_BATCH = 1000  # DeleteObjects accepts at most 1000 keys per call
 
 
@@ -76,6 +77,23 @@ class S3ObjectStore:
         except (BotoCoreError, ClientError) as exc:
             raise UploadFailed(f"starting the upload of {key} failed: {exc}") from exc
         return S3MultipartUpload(self._client, bucket, key, response["UploadId"])
+
+    async def put_object(self, bucket: str, key: str, data: bytes, *, content_type: str) -> None:
+        try:
+            await self._client.put_object(
+                Bucket=bucket, Key=key, Body=data, ContentType=content_type
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise UploadFailed(f"writing {key} failed: {exc}") from exc
+
+    async def iter_object(self, bucket: str, key: str) -> AsyncIterator[bytes]:
+        try:
+            response = await self._client.get_object(Bucket=bucket, Key=key)
+            async with response["Body"] as body:
+                while chunk := await body.read(_READ_CHUNK):
+                    yield chunk
+        except (BotoCoreError, ClientError) as exc:
+            raise UploadFailed(f"reading {key} back failed: {exc}") from exc
 
     async def presign_get(self, bucket: str, key: str, *, expires_in: int) -> str:
         url: str = await self._client.generate_presigned_url(

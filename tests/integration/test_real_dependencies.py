@@ -14,7 +14,15 @@ import re
 import time
 import urllib.request
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Collection, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Mapping,
+    Sequence,
+)
 from contextlib import AsyncExitStack, aclosing
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -162,8 +170,11 @@ class FailingSource:
         *,
         projection: Mapping[str, Any] | None = None,
         batch_size: int = 1000,
+        sort: Sequence[tuple[str, int]] | None = None,
     ) -> AsyncGenerator[list[Doc], None]:
-        batches = self._inner.find(collection, query, projection=projection, batch_size=batch_size)
+        batches = self._inner.find(
+            collection, query, projection=projection, batch_size=batch_size, sort=sort
+        )
         async with aclosing(batches):
             seen = 0
             async for batch in batches:
@@ -172,6 +183,16 @@ class FailingSource:
                     raise SourceUnavailable("injected: the source went away mid-export")
                 seen += 1
                 yield batch
+
+    async def find_in(
+        self,
+        collection: str,
+        field: str,
+        values: Collection[str],
+        *,
+        projection: Mapping[str, Any] | None = None,
+    ) -> list[Doc]:
+        return await self._inner.find_in(collection, field, values, projection=projection)
 
     async def find_by_ids(
         self,

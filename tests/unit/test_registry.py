@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import io
 import pkgutil
+import zipfile
 
 import pytest
 
@@ -11,8 +13,9 @@ import exporters.specs
 from core.errors import UnknownExportType
 from exporters.registry import BY_NAME, SPECS, get_spec
 from exporters.runner import RunOptions, load_context, run_export
+from exporters.spec import ExportSpec
 from tests.fakes import InMemorySource, InMemoryStore
-from tests.unit.hostile_data import dataset
+from tests.unit.catalogue_data import catalogue
 
 
 def test_every_spec_module_is_registered() -> None:
@@ -29,15 +32,31 @@ def test_unknown_types_are_refused() -> None:
         get_spec(None)
 
 
+PARAMS = {"codeWave": {"waveId": "w1"}}
+
+
+def csv_bodies(body: bytes, key: str) -> list[bytes]:
+    if not key.endswith(".zip"):
+        return [body]
+    with zipfile.ZipFile(io.BytesIO(body)) as archive:
+        return [archive.read(name) for name in archive.namelist()]
+
+
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
-async def test_every_registered_spec_renders_a_header(spec: object) -> None:
-    assert spec in SPECS
-    source, store = InMemorySource(dataset()), InMemoryStore()
-    real = get_spec(spec.name)
-    ctx = await load_context(real, source, export_id="r", campaign_id="c1", params={})
+async def test_every_registered_spec_renders_its_header(spec: ExportSpec) -> None:
+    source, store = InMemorySource(catalogue()), InMemoryStore()
+    ctx = await load_context(
+        spec, source, export_id="r", campaign_id="c1", params=PARAMS.get(spec.name, {})
+    )
     options = RunOptions(
         bucket_names={"exports": "e", "scoring": "s", "vfScoring": "v", "sfmc": "f"}
     )
-    result = await run_export(real, ctx, source=source, store=store, options=options)
-    body = store.objects[(result.bucket, result.objects[0].key)]
-    assert body.split(b"\r\n", 1)[0].decode() == ",".join(real.header)
+    result = await run_export(spec, ctx, source=source, store=store, options=options)
+    bodies = [
+        body
+        for obj in result.objects
+        for body in csv_bodies(store.objects[(result.bucket, obj.key)], obj.key)
+    ]
+    assert bodies
+    for body in bodies:
+        assert body.split(b"\r\n", 1)[0].decode() == ",".join(spec.header)

@@ -1,0 +1,75 @@
+"""Salesforce Marketing Cloud rules shared by the reminder types: locale, region, layout."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from exporters.joins import ENTRY_OF_RECORD, MARKET, PRESALE_CODE, USER, entry_locale
+from exporters.naming import safe_part
+from exporters.spec import Column, Find, Join, Row, col
+
+_LOCALE_ALIASES = {"en-uk": "en-gb", "en-mx": "en-us"}
+_REGIONS = {"US": "NA", "CA": "NA", "MX": "NA", "GB": "UK", "IE": "UK"}
+REGIONS = ("NA", "UK")
+
+
+def sfmc_locale(value: object) -> str:
+    """`en_US` -> `en-us`; `en-uk` -> `en-gb`, `en-mx` -> `en-us`; missing or empty -> `en-us`."""
+    text = value.strip() if isinstance(value, str) else ""
+    if not text:
+        return "en-us"
+    normalised = text.replace("_", "-").lower()
+    return _LOCALE_ALIASES.get(normalised, normalised)
+
+
+def _country(value: Any) -> str:
+    return value.strip().upper() if isinstance(value, str) else ""
+
+
+def region(row: Row) -> str:
+    """By the user's countryCode (case-insensitive), else the market's; unknown -> NA."""
+    country = _country((row.get("user") or {}).get("countryCode"))
+    if not country:
+        country = _country((row.get("market") or {}).get("countryCode"))
+    return _REGIONS.get(country, "NA")
+
+
+def row_locale(row: Row) -> str:
+    return sfmc_locale(entry_locale(row))
+
+
+def region_and_locale(row: Row) -> str:
+    """The ZIP group of a row: `{region}/{locale}` (the locale made safe for a file name)."""
+    return f"{region(row)}/{safe_part(row_locale(row), fallback='en-us')}"
+
+
+def split_member(group: str, number: int) -> str:
+    """`{region}/{locale}_{n}.csv`, n from 1."""
+    return f"{group}_{number}.csv"
+
+
+REMINDER_COLUMNS: tuple[Column, ...] = (
+    col("SubscriberKey", "doc.userId"),
+    col("EmailAddress", "user.email"),
+    col("FirstName", "user.firstName"),
+    col("Locale", row_locale),
+    col("MarketName", "market.name"),
+    col("EventDate", "market.eventDate"),
+    col("PresaleCode", "code.code"),
+    col("CampaignName", "campaign.name"),
+)
+
+REMINDER_SOURCE = Find("scoring", lambda ctx: {"campaignId": ctx.campaign_id, "selected": True})
+"""Selected fans (scoring.selected)."""
+
+REMINDER_JOINS: tuple[Join, ...] = (USER, MARKET, ENTRY_OF_RECORD, PRESALE_CODE)
+
+
+class SampleParams(BaseModel):
+    """reminderEmailSample: at most `sampleSize` rows per region and locale."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    sample_size: int = Field(10, ge=1, le=1000, alias="sampleSize", strict=True)
