@@ -10,6 +10,7 @@ from typing import Any, cast
 import faust
 
 from core.deps import Deps
+from core.redaction import install_log_redaction
 from core.settings import Settings, get_settings
 from core.topic_admin import ensure_topics
 
@@ -39,6 +40,10 @@ class ExportApp(faust.App):
             web_host=settings.web_host,
             web_port=settings.web_port,
             web_in_thread=False,
+            # aiohttp refuses larger bodies while reading them (413); web/middleware.py shapes it.
+            web_application_options={"client_max_size": settings.max_request_body_bytes},
+            # CORS off: no cross-origin browser access unless a deployment adds it in front.
+            web_cors_options={},
             # Faust's own blueprints expose raw table contents and internals; the service
             # serves only its documented API.
             web_stats_enabled=False,
@@ -98,4 +103,5 @@ class ExportApp(faust.App):
         await super().on_shutdown()
 
 
+install_log_redaction()
 app = ExportApp(get_settings())

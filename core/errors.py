@@ -68,6 +68,54 @@ class NotReady(ExportServiceError):
     code, http_status = "NOT_READY", 503
 
 
+# Auth and HTTP-level errors (the web layer's middleware and auth raise these)
+
+
+class Unauthenticated(ExportServiceError):
+    """Missing, malformed, expired or wrongly signed bearer token."""
+
+    code, http_status = "UNAUTHENTICATED", 401
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message, details={"reason": reason})
+        challenge = 'Bearer realm="export-service"'
+        if reason != "missing":  # RFC 6750 §3: no error code when no credentials were sent
+            challenge += ', error="invalid_token"'
+        self.headers = {"WWW-Authenticate": challenge}
+
+
+class Forbidden(ExportServiceError):
+    code, http_status = "FORBIDDEN", 403
+
+
+class AuthNotConfigured(ExportServiceError):
+    """No usable JWT key in the settings: protected endpoints fail closed."""
+
+    code, http_status = "AUTH_NOT_CONFIGURED", 503
+
+
+class NotFound(ExportServiceError):
+    code, http_status = "NOT_FOUND", 404
+
+
+class MethodNotAllowed(ExportServiceError):
+    code, http_status = "METHOD_NOT_ALLOWED", 405
+
+    def __init__(self, *, method: str, allowed: list[str]) -> None:
+        super().__init__(
+            f"method {method} is not allowed here",
+            details={"method": method, "allowed": allowed},
+        )
+        self.headers = {"Allow": ", ".join(allowed)}
+
+
+class PayloadTooLarge(ExportServiceError):
+    code, http_status = "PAYLOAD_TOO_LARGE", 413
+
+    def __init__(self, *, limit: int) -> None:
+        super().__init__(f"request body is larger than {limit} bytes", details={"maxBytes": limit})
+
+
 # Run errors: recorded on the export as error.code / error.message
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 BucketName = Literal["exports", "scoring", "vfScoring", "sfmc"]
+
+MIN_HMAC_KEY_BYTES = 32
 
 
 class Settings(BaseSettings):
@@ -69,8 +72,52 @@ class Settings(BaseSettings):
     # Web
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, ge=1, le=65535)
+    max_request_body_bytes: int = Field(
+        65_536, ge=1024, le=16 * 1024 * 1024, description="larger request bodies get 413"
+    )
+
+    # Auth (JWT bearer tokens, SPEC §5)
+    jwt_algorithm: Literal["HS256", "RS256"] = Field(
+        "HS256", description="the only algorithm accepted; the token's own header never chooses"
+    )
+    jwt_secret: SecretStr | None = Field(None, description="HS256 key, at least 32 bytes")
+    jwt_public_key: SecretStr | None = Field(None, description="RS256 public key (PEM text)")
+    jwt_public_key_file: Path | None = Field(None, description="RS256 public key PEM file")
+    jwt_issuer: str | None = Field(None, description="required `iss` when set")
+    jwt_audience: str | None = Field(None, description="required `aud` when set")
+    jwt_leeway_seconds: float = Field(30.0, ge=0, le=300, description="clock skew for exp/nbf/iat")
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator(
+        "jwt_secret",
+        "jwt_public_key",
+        "jwt_public_key_file",
+        "jwt_issuer",
+        "jwt_audience",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _long_enough_hmac_key(cls, value: SecretStr | None) -> SecretStr | None:
+        # RFC 7518 §3.2: an HS256 key is at least as long as the hash output (32 bytes).
+        if value is not None and len(value.get_secret_value().encode()) < MIN_HMAC_KEY_BYTES:
+            raise ValueError(f"JWT_SECRET must be at least {MIN_HMAC_KEY_BYTES} bytes")
+        return value
+
+    def jwt_verification_key(self) -> str | None:
+        """The configured key material for `jwt_algorithm`, or None when there is none."""
+        if self.jwt_algorithm == "HS256":
+            return self.jwt_secret.get_secret_value() if self.jwt_secret else None
+        if self.jwt_public_key is not None:
+            return self.jwt_public_key.get_secret_value()
+        if self.jwt_public_key_file is not None:
+            return self.jwt_public_key_file.read_text("utf-8")
+        return None
 
     def bucket_map(self) -> dict[str, str]:
         """Logical bucket name -> real bucket name."""

@@ -20,6 +20,7 @@ from devstack.dataset import load_dataset
 from devstack.demo import write_demo_dataset
 from devstack.process import ProcessError, spawn_in_own_group
 from devstack.stack import LocalStack, StackError
+from web.devtoken import mint_token
 
 log = logging.getLogger("devstack")
 
@@ -27,6 +28,14 @@ TOPICS = ("exports", "export-events", "exports-dlq")
 WORKER_START_TIMEOUT_SECONDS = 120.0
 # Faust commits offsets and flushes its table on SIGTERM; give it time before SIGKILL.
 WORKER_STOP_GRACE_SECONDS = 30.0
+# The local worker verifies HS256 tokens with this secret unless JWT_SECRET is set: a
+# development key for the embedded stack only, never for a deployment.
+DEV_JWT_SECRET = "devstack-local-only-jwt-secret-0123456789"  # noqa: S105 (published dev key)
+BANNER_TOKEN_SECONDS = 12 * 3600
+
+
+def _jwt_secret() -> str:
+    return os.environ.get("JWT_SECRET") or DEV_JWT_SECRET
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -39,6 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             artifacts = prepare(args.cache_dir)
             print(f"kafka jars: {artifacts.kafka_libs}")
             print(f"ferretdb:   {artifacts.ferretdb_bin}")
+            print(f"helm:       {artifacts.helm_bin or 'not built (see the log above)'}")
             print(f"ready in {time.monotonic() - started:.1f}s")
             return 0
         return _run(args)
@@ -139,6 +149,7 @@ def _start_worker(stack: LocalStack, web_port: int, log_path: Path) -> subproces
     # The stack's Kafka is new at every start, so Faust's local table state must be too.
     worker_data = str(stack.state_dir / "worker-data")
     env = dict(os.environ) | stack.env | {"WEB_PORT": str(web_port), "DATA_DIR": worker_data}
+    env |= {"JWT_ALGORITHM": "HS256", "JWT_SECRET": _jwt_secret()}
     argv = [sys.executable, "-m", "export_service", "worker", "--web-port", str(web_port)]
     argv += ["-l", "info"]
     log.info("starting the worker (log: %s)", log_path)
@@ -177,6 +188,9 @@ def _print_banner(
 ) -> None:
     api = f"http://127.0.0.1:{web_port}"
     campaign = campaign_id or "<campaignId>"
+    secret = _jwt_secret()
+    token = mint_token(secret, sub="devstack-admin", supreme=True, expires_in=BANNER_TOKEN_SECONDS)
+    auth = '-H "Authorization: Bearer $TOKEN"'
     lines = [
         "",
         "Local stack ready:",
@@ -186,11 +200,18 @@ def _print_banner(
         f"  worker    {api}  (/heartbeat, /ready)",
         f"  logs      {stack.state_dir / 'logs'}  (worker: {worker_log.name})",
         "",
+        "A supreme token (12 h) for the API; the worker checks HS256 signatures with",
+        f"JWT_SECRET={secret}",
+        f"  export TOKEN={token}",
+        f"Other tokens: JWT_SECRET={secret} .venv/bin/python -m web.devtoken --sub you "
+        f"--campaign {campaign}",
+        "",
         "Request an entries export:",
-        f"  curl -s -X POST {api}/campaigns/{campaign}/exports "
+        f"  curl -s -X POST {api}/campaigns/{campaign}/exports {auth} "
         "-H 'Content-Type: application/json' -d '{\"exportType\":\"entries\"}'",
         "Poll it (id from the answer above):",
-        f"  curl -s {api}/campaigns/{campaign}/exports/<exportId>",
+        f"  curl -s {auth} {api}/campaigns/{campaign}/exports/<exportId>",
+        f"API description: {api}/openapi.json",
         "",
         "Ctrl-C stops the worker, then the stack.",
         "",

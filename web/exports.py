@@ -12,11 +12,14 @@ from core.app import app
 from core.errors import ExportNotFound, ExportServiceError, NotReady
 from core.events import export_requested_bytes
 from core.models import ExportRecord, Status, new_export_id, utcnow
-from exporters.registry import get_spec
+from exporters.registry import BY_NAME, get_spec
 from exporters.runner import load_context
 from topics.definitions import exports_topic, status_store
-from web.auth import Principal, authenticator
+from web import openapi  # noqa: F401  (registers GET /openapi.json beside the API it documents)
+from web.auth import Principal, authenticate, require_report
+from web.middleware import install as install_middleware
 from web.requests import (
+    check_params,
     decode_cursor,
     encode_cursor,
     parse_create_body,
@@ -31,20 +34,17 @@ logger = logging.getLogger(__name__)
 blueprint = faust.web.Blueprint("exports")
 
 
-class Forbidden(ExportServiceError):
-    code, http_status = "FORBIDDEN", 403
-
-
 class PublishFailed(ExportServiceError):
     code, http_status = "QUEUE_UNAVAILABLE", 503
 
 
 def _authorised(request: web.Request, campaign_id: str) -> Principal:
+    """401 without a valid token, 400 for a bad id, 403 without REPORT, 503 until recovered."""
+    principal = authenticate(request)
+    validated_id(campaign_id, name="campaignId")
+    require_report(principal, campaign_id)
     if not app.table_ready():
         raise NotReady("the export status table is still being recovered; retry shortly")
-    principal = authenticator.authenticate(request)
-    if not principal.can_report(campaign_id):
-        raise Forbidden("REPORT permission on the campaign is required")
     return principal
 
 
@@ -65,10 +65,10 @@ async def _with_download_urls(record: ExportRecord) -> dict[str, Any]:
 @blueprint.route("/campaigns/{campaign_id}/exports", name="campaign-exports")
 class CampaignExports(ApiView):
     async def post(self, request: web.Request, campaign_id: str) -> web.Response:
-        campaign_id = validated_id(campaign_id, name="campaignId")
         principal = _authorised(request, campaign_id)
         body = parse_create_body(await read_json(request))
         spec = get_spec(body.export_type)
+        check_params(spec.params, body.params, export_type=spec.name)
         export_id = new_export_id()
         # Unknown campaign (404), bad params (400) and no markets (422) fail here, not later.
         await load_context(
@@ -100,9 +100,8 @@ class CampaignExports(ApiView):
         return json_response(record.to_public(), status=202)
 
     async def get(self, request: web.Request, campaign_id: str) -> web.Response:
-        campaign_id = validated_id(campaign_id, name="campaignId")
         _authorised(request, campaign_id)
-        query = parse_list_query(request.query)
+        query = parse_list_query(request.query, export_types=BY_NAME.keys())
         records = status_store.for_campaign(campaign_id)
         if query.status is not None:
             records = [r for r in records if r.status == query.status]
@@ -121,9 +120,8 @@ class CampaignExports(ApiView):
 @blueprint.route("/campaigns/{campaign_id}/exports/{export_id}", name="campaign-export")
 class CampaignExport(ApiView):
     async def get(self, request: web.Request, campaign_id: str, export_id: str) -> web.Response:
-        campaign_id = validated_id(campaign_id, name="campaignId")
-        export_id = validated_id(export_id, name="exportId")
         _authorised(request, campaign_id)
+        validated_id(export_id, name="exportId")
         record = status_store.get(export_id)
         if record is None or record.campaign_id != campaign_id:
             raise ExportNotFound(campaign_id=campaign_id, export_id=export_id)
@@ -131,3 +129,5 @@ class CampaignExport(ApiView):
 
 
 blueprint.register(app, url_prefix="")
+# Every answer, of these views or of any other path, gets the error shape and security headers.
+install_middleware(app)

@@ -6,13 +6,14 @@ import base64
 import binascii
 import datetime as dt
 import re
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import orjson
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from core.errors import InvalidRequest
+from core.errors import InvalidParams, InvalidRequest, UnknownExportType
 from core.models import Status
 
 _ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
@@ -47,11 +48,23 @@ def parse_create_body(data: Any) -> CreateExportBody:
     try:
         return CreateExportBody.model_validate(data)
     except ValidationError as exc:
-        errors = [
-            {"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"]}
-            for e in exc.errors(include_url=False)
-        ]
-        raise InvalidRequest("invalid request body", details={"errors": errors}) from exc
+        raise InvalidRequest("invalid request body", details={"errors": _errors(exc)}) from exc
+
+
+def check_params(model: type[BaseModel], params: dict[str, Any], *, export_type: str) -> None:
+    """Params as JSON with strict types (`"10"` is not a number), as the OpenAPI schema says.
+
+    The runner parses them again (leniently) for Kafka requests; REST is held to the schema.
+    """
+    try:
+        model.model_validate_json(orjson.dumps(params), strict=True)
+    except ValidationError as exc:
+        raise InvalidParams(
+            f"invalid params for {export_type}", details={"errors": _errors(exc)}
+        ) from exc
+
+
+_CURSOR_RE = re.compile(r"^[A-Za-z0-9_-]{1,512}$")
 
 
 class ListQuery(BaseModel):
@@ -63,26 +76,55 @@ class ListQuery(BaseModel):
     cursor: str | None = Field(None, max_length=512)
 
 
-def parse_list_query(query: Any) -> ListQuery:
+def parse_list_query(query: Mapping[str, str], *, export_types: Collection[str]) -> ListQuery:
+    """The listing filters; unknown, repeated or out-of-range parameters are 400."""
+    keys = [key for key, _ in query.items()]  # a MultiDict's keys() lists each key once
+    repeated = sorted({k for k in keys if keys.count(k) > 1})
+    if repeated:
+        raise InvalidRequest("repeated query parameter", details={"parameters": repeated})
     try:
-        return ListQuery.model_validate(dict(query))
+        parsed = ListQuery.model_validate(dict(query))
     except ValidationError as exc:
-        errors = [
-            {"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"]}
-            for e in exc.errors(include_url=False)
-        ]
-        raise InvalidRequest("invalid query", details={"errors": errors}) from exc
+        raise InvalidRequest("invalid query", details={"errors": _errors(exc)}) from exc
+    if parsed.export_type is not None and parsed.export_type not in export_types:
+        raise UnknownExportType(export_type=parsed.export_type, known=sorted(export_types))
+    return parsed
 
 
 def encode_cursor(created_at: dt.datetime, export_id: str) -> str:
+    """An opaque position in the newest-first listing: after (createdAt, id)."""
     raw = orjson.dumps([created_at.isoformat(), export_id])
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 def decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
+    """The position `encode_cursor` wrote; 400 INVALID_REQUEST for anything else."""
+    invalid = InvalidRequest("invalid cursor", details={"cursor": cursor[:100]})
+    if not _CURSOR_RE.match(cursor):
+        raise invalid
     try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        created, export_id = orjson.loads(base64.urlsafe_b64decode(padded))
-        return dt.datetime.fromisoformat(created), str(export_id)
-    except (ValueError, TypeError, binascii.Error) as exc:
-        raise InvalidRequest("invalid cursor", details={"cursor": cursor[:100]}) from exc
+        decoded = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, binascii.Error) as exc:
+        raise invalid from exc
+    if not (
+        isinstance(decoded, list)
+        and len(decoded) == 2
+        and all(isinstance(part, str) for part in decoded)
+    ):
+        raise invalid
+    created_text, export_id = decoded
+    try:
+        created = dt.datetime.fromisoformat(created_text)
+    except ValueError as exc:
+        raise invalid from exc
+    # A naive time could not be compared with the records' aware ones.
+    if created.utcoffset() is None or not _ID_RE.match(export_id):
+        raise invalid
+    return created, export_id
+
+
+def _errors(exc: ValidationError) -> list[dict[str, str]]:
+    return [
+        {"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"]}
+        for e in exc.errors(include_url=False)
+    ]

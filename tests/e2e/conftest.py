@@ -12,7 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,10 +22,22 @@ import pytest
 from devstack.dataset import load_dataset
 from devstack.stack import LocalStack
 from tests.e2e.expected import DATA
+from web.devtoken import mint_token
 
 ROOT = Path(__file__).resolve().parents[2]
 TOPICS = ("exports", "export-events", "exports-dlq")
 PART_SIZE = 256 * 1024  # small parts so that modest exports still span several
+# The worker under test verifies HS256 tokens with this secret; tokens outlive a test session.
+JWT_SECRET = "e2e-jwt-secret-not-for-production-0123456789"
+JWT_ENV = {"JWT_ALGORITHM": "HS256", "JWT_SECRET": JWT_SECRET}
+
+
+def supreme_token(sub: str = "e2e-admin", **claims: Any) -> str:
+    """A token the e2e worker accepts; supreme unless `supreme=False` is given."""
+    claims.setdefault("supreme", True)
+    claims.setdefault("expires_in", 6 * 3600)
+    return mint_token(JWT_SECRET, sub=sub, **claims)
+
 
 T = TypeVar("T")
 
@@ -83,14 +95,20 @@ class Worker:
     process: subprocess.Popen[bytes]
     base_url: str
     log_path: Path
+    token: str = field(default_factory=supreme_token)
 
-    def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    def request(
+        self, method: str, path: str, body: Any = None, token: str | None = None
+    ) -> tuple[int, Any]:
+        """(status, JSON body); sends the worker's supreme token unless `token` is given
+        (`token=""` sends no Authorization header)."""
         data = None if body is None else orjson.dumps(body)
+        headers = {"Content-Type": "application/json"}
+        token = self.token if token is None else token
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         req = urllib.request.Request(
-            self.base_url + path,
-            data=data,
-            method=method,
-            headers={"Content-Type": "application/json"},
+            self.base_url + path, data=data, method=method, headers=headers
         )
         try:
             with urllib.request.urlopen(req, timeout=10) as response:
@@ -137,6 +155,7 @@ def start_worker(stack: LocalStack, workdir: Path, **extra_env: str) -> Worker:
             "S3_PART_SIZE_BYTES": str(PART_SIZE),
             "KAFKA_SESSION_TIMEOUT_SECONDS": "6",
             "KAFKA_HEARTBEAT_INTERVAL_SECONDS": "1",
+            **JWT_ENV,
             **extra_env,
         }
     )

@@ -30,7 +30,7 @@ from core.settings import Settings
 from devstack.dataset import load_dataset
 from devstack.stack import BUCKETS
 from exporters.runner import RunOptions
-from tests.e2e.conftest import Worker, stop_worker, wait_for
+from tests.e2e.conftest import JWT_ENV, Worker, stop_worker, wait_for
 from tests.e2e.expected import DATA
 
 if TYPE_CHECKING:
@@ -215,6 +215,7 @@ def service_env(mongo_url: str, s3: S3Server, kafka_bootstrap: str | None = None
         "S3_SECRET_ACCESS_KEY": s3.secret_key,
         "S3_ADDRESSING_STYLE": "path",
         **BUCKETS,
+        **JWT_ENV,  # Worker.request sends a supreme token signed with this secret
     }
     if kafka_bootstrap is not None:
         env["KAFKA_BROKER_URL"] = f"kafka://{kafka_bootstrap}"

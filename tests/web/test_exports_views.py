@@ -144,3 +144,45 @@ async def test_table_backed_views_wait_for_recovery(client: Any) -> None:
         assert (await ready.json())["checks"]["statusTable"] != "ok"
     finally:
         cast(Any, app.tables).recovery.completed.set()
+
+
+@pytest.mark.parametrize(
+    "status", [s for s in Status if s != Status.FINISHED], ids=lambda s: str(s.value)
+)
+async def test_only_finished_exports_get_download_urls(client: Any, status: Status) -> None:
+    record = ExportRecord(
+        id=new_export_id(),
+        campaign_id="c1",
+        export_type="entries",
+        status=status,
+        bucket="exports",
+        objects=(StoredObject(key="entries/c1/x/a.csv", size=3, sha256="00"),),
+    )
+    status_store.put(record)
+    body = await (await client.get(f"/campaigns/c1/exports/{record.id}")).json()
+    assert body["status"] == status.value
+    assert "downloadUrls" not in body
+
+
+async def test_every_object_gets_a_url_with_the_configured_expiry(client: Any) -> None:
+    from core.app import app
+
+    keys = [f"promoterOptIn/c1/x/part-{i}.csv" for i in range(3)]
+    record = ExportRecord(
+        id=new_export_id(),
+        campaign_id="c1",
+        export_type="promoterOptIn",
+        status=Status.FINISHED,
+        bucket="exports",
+        objects=tuple(StoredObject(key=k, size=1, sha256="00") for k in keys),
+    )
+    status_store.put(record)
+    original = app.settings
+    app.settings = original.model_copy(update={"presign_expiry_seconds": 600})
+    try:
+        body = await (await client.get(f"/campaigns/c1/exports/{record.id}")).json()
+    finally:
+        app.settings = original
+    assert body["downloadUrls"] == [
+        {"key": k, "url": f"memory://exports/{k}?expires=600"} for k in keys
+    ]
