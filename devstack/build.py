@@ -1,4 +1,4 @@
-"""Fetching and building the local stack's programs into the cache: Kafka's jars and FerretDB."""
+"""Fetching and building the local stack's programs into the cache: Kafka's jars, FerretDB, Helm."""
 
 from __future__ import annotations
 
@@ -17,13 +17,16 @@ from pathlib import Path
 __all__ = [
     "DEFAULT_CACHE_DIR",
     "DEVSTACK_DIR",
+    "HELM_VERSION",
     "KAFKA_LOG4J_CONFIG",
     "KAFKA_VERSION",
     "Artifacts",
     "BuildError",
     "ensure_ferretdb",
+    "ensure_helm",
     "ensure_kafka",
     "prepare",
+    "prepare_helm",
 ]
 
 log = logging.getLogger(__name__)
@@ -39,6 +42,13 @@ KAFKA_POM = DEVSTACK_DIR / "kafka" / "pom.xml"
 KAFKA_LOG4J_CONFIG = DEVSTACK_DIR / "kafka" / "log4j.properties"
 FERRETDB_SOURCES = tuple(DEVSTACK_DIR / "ferretdb" / n for n in ("go.mod", "go.sum", "main.go"))
 
+# The Helm CLI the chart tests render and lint with (charts/export-service), built from its Go
+# module. Helm's Makefile stamps the version and the Kubernetes version of its client-go
+# (v0.37 -> 1.37) with -X; a plain `go install` would leave "v3.22" and Kubernetes 1.20.
+HELM_VERSION = "v3.22.0"
+HELM_KUBE_VERSION = ("1", "37")
+HELM_PACKAGE = "helm.sh/helm/v3/cmd/helm"
+
 # A cold Maven or Go module download on a slow network; a hang beyond this is not a download.
 _BUILD_TIMEOUT_SECONDS = 1200
 
@@ -53,15 +63,34 @@ class Artifacts:
 
     kafka_libs: Path
     ferretdb_bin: Path
+    # None when Helm could not be built: only the chart tests need it, never the stack.
+    helm_bin: Path | None = None
 
 
-def prepare(cache_dir: Path = DEFAULT_CACHE_DIR) -> Artifacts:
-    """Fetch/build whatever is missing or out of date in `cache_dir`; fast when all is cached."""
+def prepare(cache_dir: Path = DEFAULT_CACHE_DIR, *, with_helm: bool = True) -> Artifacts:
+    """Fetch/build whatever is missing or out of date in `cache_dir`; fast when all is cached.
+
+    Helm is built too unless `with_helm` is false; a failed Helm build is logged, not raised,
+    since the stack runs without it (the chart tests then say why they skip).
+    """
     cache_dir.mkdir(parents=True, exist_ok=True)
     with _cache_lock(cache_dir):
-        return Artifacts(
-            kafka_libs=ensure_kafka(cache_dir), ferretdb_bin=ensure_ferretdb(cache_dir)
-        )
+        kafka_libs = ensure_kafka(cache_dir)
+        ferretdb_bin = ensure_ferretdb(cache_dir)
+        helm_bin = None
+        if with_helm:
+            try:
+                helm_bin = ensure_helm(cache_dir)
+            except BuildError as exc:
+                log.warning("Helm is not available, the chart tests will skip: %s", exc)
+        return Artifacts(kafka_libs=kafka_libs, ferretdb_bin=ferretdb_bin, helm_bin=helm_bin)
+
+
+def prepare_helm(cache_dir: Path = DEFAULT_CACHE_DIR) -> Path:
+    """Only the Helm binary, under the same lock as prepare() (what the chart tests call)."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with _cache_lock(cache_dir):
+        return ensure_helm(cache_dir)
 
 
 def ensure_kafka(cache_dir: Path) -> Path:
@@ -133,6 +162,53 @@ def ensure_ferretdb(cache_dir: Path) -> Path:
     # Digest after the build: -mod=mod may have rewritten go.sum.
     marker.write_text(_digest(FERRETDB_SOURCES) + "\n")
     log.info("FerretDB built in %.1fs", time.monotonic() - started)
+    return binary
+
+
+def ensure_helm(cache_dir: Path) -> Path:
+    """The `helm` binary (HELM_VERSION) built with `go install`, unless already cached."""
+    binary = cache_dir / "bin" / "helm"
+    marker = binary.with_name("helm.version")
+    wanted = f"{HELM_VERSION} kube {'.'.join(HELM_KUBE_VERSION)}"
+    if binary.is_file() and _marker_matches(marker, wanted):
+        return binary
+
+    go = _require_tool("go", "Go (to build Helm)")
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    # go install names the binary after the package: build into a private GOBIN, then swap.
+    partial = binary.with_name("helm.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    log.info("building Helm %s into %s (the first build downloads modules)", HELM_VERSION, binary)
+    started = time.monotonic()
+    major, minor = HELM_KUBE_VERSION
+    ldflags = " ".join(
+        [
+            "-s -w",
+            f"-X helm.sh/helm/v3/internal/version.version={HELM_VERSION}",
+            *(
+                f"-X helm.sh/helm/v3/pkg/{pkg}.k8sVersionMajor={major} "
+                f"-X helm.sh/helm/v3/pkg/{pkg}.k8sVersionMinor={minor}"
+                for pkg in ("lint/rules", "chartutil")
+            ),
+        ]
+    )
+    env = os.environ | {
+        "GOTOOLCHAIN": "local",
+        "GOBIN": str(partial.resolve()),  # go refuses a relative GOBIN
+        # `pkg@version` builds outside any module; a GOFLAGS=-mod=... from the caller breaks it.
+        "GOFLAGS": "",
+        "CGO_ENABLED": "0",
+    }
+    _run(
+        [go, "install", "-trimpath", f"-ldflags={ldflags}", f"{HELM_PACKAGE}@{HELM_VERSION}"],
+        what=f"building Helm {HELM_VERSION} with Go",
+        cwd=cache_dir,
+        env=env,
+    )
+    (partial / "helm").replace(binary)
+    shutil.rmtree(partial, ignore_errors=True)
+    marker.write_text(wanted + "\n")
+    log.info("Helm built in %.1fs", time.monotonic() - started)
     return binary
 
 

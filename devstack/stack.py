@@ -142,7 +142,7 @@ class LocalStack:
         if self._processes:
             raise StackError("this LocalStack was already started; make a new one")
         started = time.monotonic()
-        artifacts = prepare(self.cache_dir)
+        artifacts = prepare(self.cache_dir, with_helm=False)  # Helm is for the chart tests only
         self._reset_state_dir()
         self._ports = self._choose_ports()
         self._processes = self._make_processes(artifacts)
