@@ -99,13 +99,20 @@ PRESALE_CODE = Join(
 """The code assigned to the scoring record's entry (earliest `assignedAt` if several)."""
 
 
+def as_list(value: Any) -> list[Any]:
+    """A list field as a list: a lone value counts as one item, anything else as none."""
+    if isinstance(value, list | tuple):
+        return list(value)
+    return [] if value is None or isinstance(value, dict) else [value]
+
+
 def entry_markets(row: Row) -> Iterable[Row]:
     """One row per market of an entry: the primary first, then each distinct additional one."""
     entry = row["doc"]
     primary = entry.get("marketId")
     yield {**row, "marketId": primary, "isPrimaryMarket": True}
     seen = {primary}
-    for market_id in entry.get("additionalMarketIds") or ():
+    for market_id in as_list(entry.get("additionalMarketIds")):
         if market_id is None or market_id in seen:
             continue
         seen.add(market_id)
@@ -114,9 +121,11 @@ def entry_markets(row: Row) -> Iterable[Row]:
 
 def entry_promoters(row: Row) -> Iterable[Row]:
     """One row per distinct promoter the entry opted in to."""
-    opt_ins: Any = row["doc"].get("optIns") or {}
+    opt_ins: Any = row["doc"].get("optIns")
+    if not isinstance(opt_ins, dict):
+        return
     seen: set[str] = set()
-    for promoter_id in opt_ins.get("promoterIds") or ():
+    for promoter_id in as_list(opt_ins.get("promoterIds")):
         if isinstance(promoter_id, str) and promoter_id and promoter_id not in seen:
             seen.add(promoter_id)
             yield {**row, "promoterId": promoter_id}
@@ -133,7 +142,7 @@ def opted_in(*flags: str) -> Any:
 
     def check(row: Row) -> bool:
         entry = row.get("entry") if "entry" in row else row["doc"]
-        opt_ins = (entry or {}).get("optIns") or {}
-        return any(opt_ins.get(flag) is True for flag in flags)
+        opt_ins = (entry or {}).get("optIns")
+        return isinstance(opt_ins, dict) and any(opt_ins.get(flag) is True for flag in flags)
 
     return check

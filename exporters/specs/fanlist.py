@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 from core.deps import Doc
-from exporters.joins import USER
+from exporters.joins import USER, as_list
 from exporters.naming import campaign_file_name
 from exporters.spec import CsvFile, ExportSpec, Find, GroupConsecutive, col
 
@@ -21,7 +21,7 @@ def fold_user_entries(user_id: Any, entries: list[Doc]) -> Doc:
     """A user's entries as one document: distinct markets, first entry, its locale."""
     markets: set[str] = set()
     for entry in entries:
-        for market_id in (entry.get("marketId"), *(entry.get("additionalMarketIds") or ())):
+        for market_id in (entry.get("marketId"), *as_list(entry.get("additionalMarketIds"))):
             if isinstance(market_id, str) and market_id:
                 markets.add(market_id)
     dated = sorted(
