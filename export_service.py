@@ -6,8 +6,10 @@ import sys
 
 import agents.export_runner
 import agents.intake
+import web.ccpa
 import web.exports
 import web.health
+import web.metrics
 from core.app import app
 
 __all__ = ["agents", "app", "main", "web"]
@@ -20,9 +22,17 @@ def _with_default_log_level(argv: list[str], level: str) -> list[str]:
     return argv
 
 
+def _without_banner(argv: list[str]) -> list[str]:
+    """`--quiet` keeps Faust's CLI from printing its banner table: every output line of the
+    worker is then a JSON log line (core.logging)."""
+    if len(argv) > 1 and argv[1] == "worker" and "--quiet" not in argv:
+        return [argv[0], "--quiet", *argv[1:]]
+    return argv
+
+
 def main() -> None:
     """`export-service worker` / `python -m export_service worker`."""
-    sys.argv = _with_default_log_level(sys.argv, app.settings.log_level)
+    sys.argv = _without_banner(_with_default_log_level(sys.argv, app.settings.log_level))
     app.main()
 
 

@@ -8,12 +8,15 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from agents.ccpa import announce_ccpa, run_ccpa
+from core import metrics
 from core.app import app
 from core.errors import ExportServiceError, ExportTimedOut
 from core.events import export_result_bytes
-from core.models import ErrorInfo, ExportRecord, Status, utcnow
+from core.logging import log_context
+from core.models import CcpaRequest, ErrorInfo, ExportRecord, Status, utcnow
 from core.settings import Settings
-from exporters.registry import get_spec
+from exporters.registry import BY_NAME, get_spec
 from exporters.runner import (
     ExportResult,
     Progress,
@@ -30,6 +33,18 @@ from topics.definitions import export_events_topic, status_store
 logger = logging.getLogger(__name__)
 
 _IDLE_POLL_SECONDS = 1.0
+
+metrics.register_export_types(BY_NAME)
+
+
+@dataclass
+class _Running:
+    """The export being run now, so that a shutdown can wait for it or cancel it."""
+
+    task: asyncio.Task[ExportRecord] | None = None
+
+
+_running = _Running()
 
 
 def run_options(settings: Settings) -> RunOptions:
@@ -103,6 +118,7 @@ async def _execute(record: ExportRecord) -> tuple[ExportRecord, ExportResult]:
         nonlocal current
         current = current.evolve(row_count=progress.row_count, skipped_count=progress.skipped_count)
         status_store.put(current)
+        metrics.export_progress(progress.row_count)
 
     deps = app.deps
     result = await run_export(
@@ -117,13 +133,36 @@ async def _execute(record: ExportRecord) -> tuple[ExportRecord, ExportResult]:
 
 
 def _failed(record: ExportRecord, status: Status, code: str, message: str) -> ExportRecord:
+    # From the last stored state, so that an EXPIRED/FAILED export keeps its triggeredAt,
+    # totalCount and rowCount (the caller's copy predates the trigger and the progress).
+    stored = status_store.get(record.id)
+    if stored is not None and stored.is_active and stored.attempts == record.attempts:
+        record = stored
     return record.evolve(
         status=status, finished_at=utcnow(), error=ErrorInfo(code=code, message=message)
     )
 
 
 async def run_one(record: ExportRecord) -> ExportRecord:
-    """Run an export to a terminal status; never raises for the export's own failures."""
+    """Run an export to a terminal status; never raises for the export's own failures.
+
+    Cancelled (a shutdown past its grace period), it puts the export back as it was picked
+    (PENDING or TRIGGERED, the attempt not counted) and re-raises: the next start runs it.
+    """
+    with log_context(export_id=record.id, campaign_id=record.campaign_id):
+        try:
+            return await _run_one(record)
+        except asyncio.CancelledError:
+            stored = status_store.get(record.id)
+            if stored is None or stored.status in (Status.PENDING, Status.TRIGGERED):
+                # The engine has aborted the upload (no partial object); not an attempt.
+                status_store.put(record)
+                metrics.export_ended(record.export_type)
+                logger.warning("export %s cancelled by shutdown; runs again on restart", record.id)
+            raise
+
+
+async def _run_one(record: ExportRecord) -> ExportRecord:
     settings: Settings = app.settings
     if record.attempts >= settings.export_max_attempts:
         final = _failed(
@@ -138,6 +177,7 @@ async def run_one(record: ExportRecord) -> ExportRecord:
     # ends FAILED after export_max_attempts instead of looping forever.
     current = record.evolve(attempts=record.attempts + 1)
     status_store.put(current)
+    metrics.export_started(settings.export_timeout_seconds)
     try:
         async with asyncio.timeout(settings.export_timeout_seconds):
             current, result = await _execute(current)
@@ -159,6 +199,13 @@ async def run_one(record: ExportRecord) -> ExportRecord:
         logger.exception("export %s failed unexpectedly", record.id)
         final = _failed(current, Status.FAILED, "INTERNAL_ERROR", f"{type(exc).__name__}: {exc}")
     status_store.put(final)
+    metrics.export_ended(
+        final.export_type,
+        bucket=get_spec(final.export_type).bucket if final.status == Status.FINISHED else None,
+        rows=final.row_count,
+        size_bytes=sum(obj.size for obj in final.objects),
+        finished=final.status == Status.FINISHED,
+    )
     logger.info("export %s %s", record.id, final.status.value)
     return await announce(final)
 
@@ -179,6 +226,8 @@ async def _wait_for_work() -> None:
 async def _announce_pending_results() -> None:
     for record in status_store.unannounced():
         await announce(record)
+    for request in status_store.unannounced_ccpa():
+        await announce_ccpa(request)
 
 
 @app.task  # type: ignore[untyped-decorator]
@@ -193,12 +242,45 @@ async def export_runner() -> None:
         status_store.work_available.clear()
         try:
             await _announce_pending_results()
-            record = status_store.next_to_run() if _owns_queue() else None
-            if record is None:
+            work = status_store.next_work() if _owns_queue() else None
+            if work is None:
                 await _wait_for_work()
                 continue
-            await run_one(record)
+            # CCPA deletions run in the same serial queue, between two exports.
+            if isinstance(work, CcpaRequest):
+                await run_ccpa(work)
+            else:
+                _running.task = asyncio.ensure_future(run_one(work))
+                try:
+                    await _running.task
+                except asyncio.CancelledError:
+                    if _running.task.cancelled() and not _cancelling():
+                        break  # the export was cancelled by a shutdown, not this loop
+                    raise
+                finally:
+                    _running.task = None
         except Exception:
             # The runner must outlive any single failure (e.g. the broker briefly gone).
             logger.exception("export runner iteration failed; retrying")
             await asyncio.sleep(_IDLE_POLL_SECONDS)
+
+
+def _cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+@app.on_drain
+async def drain_running_export(grace_seconds: float) -> None:
+    """At shutdown: let the running export finish within `grace_seconds`, else cancel it
+    (upload aborted, record put back) and wait for that cleanup."""
+    task = _running.task
+    if task is None or task.done():
+        return
+    logger.info("shutdown: waiting up to %g s for the running export", grace_seconds)
+    done, _ = await asyncio.wait({task}, timeout=grace_seconds)
+    if done:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task

@@ -7,10 +7,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from core import metrics
 from core.app import app
 from core.errors import ExportServiceError
-from core.events import ExportRequested, dead_letter_bytes, parse_input_event
-from core.models import ExportRecord, utcnow
+from core.events import (
+    CcpaDeletionRequested,
+    ExportRequested,
+    dead_letter_bytes,
+    parse_input_event,
+)
+from core.models import CcpaRequest, ExportRecord, utcnow
 from exporters.registry import get_spec
 from exporters.runner import parse_params
 from topics.definitions import dlq_topic, exports_topic, status_store
@@ -44,7 +50,33 @@ def record_export_request(event: ExportRequested) -> ExportRecord:
     )
     accepted, created = status_store.accept(record)
     if created:
-        logger.info("export %s recorded PENDING", record.id)
+        metrics.record_export_request(spec.name, "accepted")
+        logger.info(
+            "export %s recorded PENDING",
+            record.id,
+            extra={"export_id": record.id, "campaign_id": record.campaign_id},
+        )
+    elif accepted.id != record.id:
+        # A redelivery, or the event a REST view published for its own record, has the
+        # same id and was counted where it was accepted; a true duplicate has another.
+        metrics.record_export_request(spec.name, "duplicate")
+    return accepted
+
+
+def record_ccpa_request(event: CcpaDeletionRequested) -> CcpaRequest:
+    """Record the deletion PENDING; a replayed request id changes nothing (SPEC §5)."""
+    request = CcpaRequest(
+        request_id=event.request_id,
+        user_id=event.user_id,
+        source="kafka",
+        requested_by=event.requested_by,
+        created_at=utcnow(),
+    )
+    accepted, queued = status_store.accept_ccpa(request)
+    if queued:
+        logger.info("CCPA request %s recorded %s", accepted.request_id, accepted.status.value)
+    else:
+        logger.info("CCPA request %s replayed: already %s", accepted.request_id, accepted.status)
     return accepted
 
 
@@ -65,13 +97,13 @@ async def intake(stream: Any) -> None:
         except ValueError as exc:
             await dead_letter(raw, reason="INVALID_JSON", detail=str(exc), origin=origin)
             continue
-        if not isinstance(parsed, ExportRequested):
-            # CCPA deletions are handled in a later step of the service; never dropped silently.
-            await dead_letter(raw, reason="UNSUPPORTED_EVENT", detail=parsed.type, origin=origin)
+        if isinstance(parsed, CcpaDeletionRequested):
+            record_ccpa_request(parsed)
             continue
         try:
             record_export_request(parsed)
         except ExportServiceError as exc:
+            metrics.record_export_request(parsed.export_type, "rejected")
             await dead_letter(
                 raw, reason=exc.code, detail={"message": exc.message, **exc.details}, origin=origin
             )

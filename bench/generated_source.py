@@ -116,5 +116,8 @@ class GeneratedSource:
     async def count(self, collection: str, query: Mapping[str, Any]) -> int:
         return self.rows if collection == "entries" else 0
 
+    async def distinct(self, collection: str, field: str, query: Mapping[str, Any]) -> list[Any]:
+        return [CAMPAIGN_ID] if collection == "entries" and field == "campaignId" else []
+
     async def ping(self) -> None:
         return None

@@ -3,18 +3,35 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from datetime import timedelta
 from typing import Any, cast
 
 import faust
 
+from core import metrics
 from core.deps import Deps
+from core.logging import use_json_format
 from core.redaction import install_log_redaction
 from core.settings import Settings, get_settings
 from core.topic_admin import ensure_topics
 
 logger = logging.getLogger(__name__)
+
+Drain = Callable[[float], Awaitable[None]]
+
+
+class ExportWorker(faust.Worker):
+    """Faust's worker with JSON log lines and no banner on stdout (every line is a log)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["quiet"] = True
+        super().__init__(*args, **kwargs)
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        super().on_setup_root_logger(logger, level)
+        use_json_format(logger)
 
 
 class ExportApp(faust.App):
@@ -24,6 +41,7 @@ class ExportApp(faust.App):
         self.settings = settings
         self._deps: Deps | None = None
         self._deps_stack: AsyncExitStack | None = None
+        self._drains: list[Drain] = []
         super().__init__(
             settings.app_id,
             broker=settings.kafka_broker_url,
@@ -52,8 +70,13 @@ class ExportApp(faust.App):
             web_tables_enabled=False,
             web_metrics_enabled=False,
             stream_recovery_delay=0.0,
+            # Faust's own sensor metrics (faust_*) in the registry /metrics serves.
+            monitor=metrics.faust_monitor(),
+            Worker=ExportWorker,
             **options,
         )
+
+        metrics.set_timeout(settings.export_timeout_seconds)
 
     @property
     def deps(self) -> Deps:
@@ -94,6 +117,21 @@ class ExportApp(faust.App):
 
             self._deps_stack = AsyncExitStack()
             self._deps = await open_deps(self.settings, self._deps_stack)
+
+    def on_drain(self, drain: Drain) -> Drain:
+        """Register `drain(grace_seconds)`: awaited when the app stops, before the consumer
+        and producer stop, so that running work can end (and write its status) cleanly."""
+        self._drains.append(drain)
+        return drain
+
+    async def on_stop(self) -> None:
+        # `should_stop` is already true here: the runner takes no new export.
+        for drain in self._drains:
+            try:
+                await drain(self.settings.shutdown_grace_seconds)
+            except Exception:
+                logger.exception("draining running work at shutdown failed")
+        await super().on_stop()
 
     async def on_shutdown(self) -> None:
         if self._deps_stack is not None:

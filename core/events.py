@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from core.models import ExportRecord, Status
+from core.models import CcpaRequest, ExportRecord, Status
 
 _ID = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
@@ -40,7 +40,9 @@ class CcpaDeletionRequested(BaseModel):
 
 
 InputEvent = Annotated[ExportRequested | CcpaDeletionRequested, Field(discriminator="type")]
-input_event_adapter: TypeAdapter[ExportRequested | CcpaDeletionRequested] = TypeAdapter(InputEvent)
+input_event_adapter: TypeAdapter[ExportRequested | CcpaDeletionRequested] = TypeAdapter(
+    cast(Any, InputEvent)  # an Annotated union: mypy's view of TypeAdapter takes only types
+)
 
 
 def parse_input_event(raw: bytes) -> ExportRequested | CcpaDeletionRequested:
@@ -60,6 +62,23 @@ def export_requested_bytes(record: ExportRecord) -> bytes:
             "requestedAt": record.created_at.isoformat(),
         }
     )
+
+
+def ccpa_requested_bytes(request: CcpaRequest) -> bytes:
+    return orjson.dumps(
+        {
+            "type": "ccpa.deletion_requested",
+            "requestId": request.request_id,
+            "userId": request.user_id,
+            "requestedBy": request.requested_by,
+            "requestedAt": request.created_at.isoformat(),
+        }
+    )
+
+
+def ccpa_completed_bytes(request: CcpaRequest) -> bytes:
+    """`ccpa.deletion_completed`: the request with its summary (or its error when FAILED)."""
+    return orjson.dumps({"type": "ccpa.deletion_completed", **request.to_public()})
 
 
 _RESULT_TYPES = {

@@ -106,3 +106,83 @@ class ExportRecord(BaseModel):
             orjson.dumps(self.params, option=orjson.OPT_SORT_KEYS),
             self.created_at.astimezone(dt.UTC).date(),
         )
+
+
+class CcpaStatus(enum.StrEnum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+
+
+CCPA_EXEMPT_TYPES = frozenset({"verifiedEntries", "scoring", "autoReminderEmail"})
+"""Export types whose files CCPA deletion keeps (SPEC §5)."""
+
+
+class CcpaDeletedExport(BaseModel):
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    export_id: str = Field(alias="exportId")
+    campaign_id: str = Field(alias="campaignId")
+    export_type: str = Field(alias="exportType")
+    bucket: str | None = None
+    object_count: int = Field(alias="objectCount")
+    keys: tuple[str, ...] = ()
+
+
+class CcpaExemptExport(BaseModel):
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    export_id: str = Field(alias="exportId")
+    campaign_id: str = Field(alias="campaignId")
+    export_type: str = Field(alias="exportType")
+    object_count: int = Field(alias="objectCount")
+
+
+class CcpaSummary(BaseModel):
+    """What one CCPA deletion did: the campaigns found, exports deleted and kept."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    campaign_ids: tuple[str, ...] = Field((), alias="campaignIds")
+    deleted: tuple[CcpaDeletedExport, ...] = ()
+    exempt: tuple[CcpaExemptExport, ...] = ()
+    deleted_object_count: int = Field(0, alias="deletedObjectCount")
+
+
+class CcpaRequest(BaseModel):
+    """One CCPA deletion request (`ccpa.deletion_requested`) and its outcome."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    request_id: str = Field(alias="requestId")
+    user_id: str = Field(alias="userId")
+    status: CcpaStatus = CcpaStatus.PENDING
+    source: Source = "rest"
+    requested_by: str | None = Field(None, alias="requestedBy")
+    created_at: dt.datetime = Field(default_factory=utcnow, alias="createdAt")
+    started_at: dt.datetime | None = Field(None, alias="startedAt")
+    finished_at: dt.datetime | None = Field(None, alias="finishedAt")
+    summary: CcpaSummary | None = None
+    error: ErrorInfo | None = None
+    # Run bookkeeping, as on ExportRecord.
+    attempts: int = 0
+    announced: bool = False
+
+    @property
+    def deleted_by(self) -> str:
+        """The `deletedBy` of the exports this request deletes."""
+        return f"ccpa:{self.request_id}"
+
+    def to_public(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True, exclude={"attempts", "announced"})
+
+    def to_store(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+    @classmethod
+    def from_store(cls, data: dict[str, Any]) -> CcpaRequest:
+        return cls.model_validate(data)
+
+    def evolve(self, **changes: Any) -> CcpaRequest:
+        return self.model_copy(update=changes)

@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     )
     progress_interval_seconds: float = Field(1.0, gt=0)
     progress_interval_rows: int = Field(10_000, ge=1)
+    shutdown_grace_seconds: float = Field(
+        30.0, ge=0, description="on SIGTERM, time the running export gets to finish"
+    )
 
     # Web
     web_host: str = "127.0.0.1"

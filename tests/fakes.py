@@ -116,6 +116,15 @@ class InMemorySource:
                 return copy.deepcopy(doc)
         return None
 
+    async def distinct(self, collection: str, field: str, query: Mapping[str, Any]) -> list[Any]:
+        self.finds.append((collection, dict(query)))
+        values: list[Any] = []
+        for doc in self.collections.get(collection, []):
+            value = _get(doc, field)
+            if matches(doc, query) and value is not None and value not in values:
+                values.append(value)
+        return values
+
     async def count(self, collection: str, query: Mapping[str, Any]) -> int:
         return sum(1 for d in self.collections.get(collection, []) if matches(d, query))
 

@@ -8,9 +8,23 @@ from typing import Any
 
 import orjson
 
-from core.models import ACTIVE_STATUSES, TERMINAL_STATUSES, ExportRecord, Status
+from core.models import (
+    ACTIVE_STATUSES,
+    TERMINAL_STATUSES,
+    CcpaRequest,
+    CcpaStatus,
+    ExportRecord,
+    Status,
+)
 
 _ALIAS = "aliasOf"
+# CCPA requests live in the same table under keys no export id can have ("/" is not
+# allowed in ids), so that they are recovered from the same changelog.
+_CCPA_PREFIX = b"ccpa/"
+
+
+def _ccpa_key(request_id: str) -> bytes:
+    return _CCPA_PREFIX + request_id.encode()
 
 
 class StatusStore:
@@ -47,8 +61,8 @@ class StatusStore:
         del self._table[export_id.encode()]
 
     def records(self) -> Iterator[ExportRecord]:
-        for value in list(self._table.values()):
-            if value is None:
+        for key, value in list(self._table.items()):
+            if value is None or bytes(key).startswith(_CCPA_PREFIX):
                 continue
             data = orjson.loads(value)
             if _ALIAS not in data:
@@ -61,6 +75,66 @@ class StatusStore:
             if record.status in ACTIVE_STATUSES and record.duplicate_key() == key:
                 return record
         return None
+
+    # CCPA deletion requests
+
+    def get_ccpa(self, request_id: str) -> CcpaRequest | None:
+        value = self._table.get(_ccpa_key(request_id))
+        return None if value is None else CcpaRequest.from_store(orjson.loads(value))
+
+    def put_ccpa(self, request: CcpaRequest) -> None:
+        self._table[_ccpa_key(request.request_id)] = orjson.dumps(request.to_store())
+        if request.status == CcpaStatus.PENDING:
+            self.work_available.set()
+
+    def remove_ccpa(self, request_id: str) -> None:
+        del self._table[_ccpa_key(request_id)]
+
+    def ccpa_requests(self) -> Iterator[CcpaRequest]:
+        for key, value in list(self._table.items()):
+            if value is not None and bytes(key).startswith(_CCPA_PREFIX):
+                yield CcpaRequest.from_store(orjson.loads(value))
+
+    def accept_ccpa(self, request: CcpaRequest) -> tuple[CcpaRequest, bool]:
+        """Record a new PENDING deletion request; a replayed id changes nothing, except that
+        a FAILED request is queued again. Returns (request, queued)."""
+        existing = self.get_ccpa(request.request_id)
+        if existing is None:
+            self.put_ccpa(request)
+            return request, True
+        if existing.status == CcpaStatus.FAILED:
+            retry = existing.evolve(
+                status=CcpaStatus.PENDING, attempts=0, error=None, finished_at=None
+            )
+            self.put_ccpa(retry)
+            return retry, True
+        return existing, False
+
+    def unannounced_ccpa(self) -> list[CcpaRequest]:
+        return [
+            r
+            for r in self.ccpa_requests()
+            if r.status in (CcpaStatus.COMPLETED, CcpaStatus.FAILED) and not r.announced
+        ]
+
+    def next_work(self) -> ExportRecord | CcpaRequest | None:
+        """What the serial runner does next: interrupted work first (an export or a CCPA
+        deletion), else the oldest queued export or deletion."""
+        interrupted: list[ExportRecord | CcpaRequest] = []
+        queued: list[ExportRecord | CcpaRequest] = []
+        export = self.next_to_run()
+        if export is not None:
+            started = export.status == Status.TRIGGERED or export.attempts > 0
+            (interrupted if started else queued).append(export)
+        for request in self.ccpa_requests():
+            if request.status == CcpaStatus.RUNNING:
+                interrupted.append(request)
+            elif request.status == CcpaStatus.PENDING:
+                (interrupted if request.attempts > 0 else queued).append(request)
+        candidates = interrupted or queued
+        if not candidates:
+            return None
+        return min(candidates, key=lambda w: (w.created_at, _work_id(w)))
 
     def next_to_run(self) -> ExportRecord | None:
         """An interrupted export first (TRIGGERED, or started and not yet triggered),
@@ -111,3 +185,7 @@ class StatusStore:
             return duplicate, False
         self.put(record)
         return record, True
+
+
+def _work_id(work: ExportRecord | CcpaRequest) -> str:
+    return work.id if isinstance(work, ExportRecord) else work.request_id

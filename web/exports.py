@@ -8,6 +8,7 @@ from typing import Any
 import faust
 from aiohttp import web
 
+from core import metrics
 from core.app import app
 from core.errors import ExportNotFound, ExportServiceError, NotReady
 from core.events import export_requested_bytes
@@ -32,6 +33,9 @@ from web.responses import ApiView, json_response
 logger = logging.getLogger(__name__)
 
 blueprint = faust.web.Blueprint("exports")
+
+metrics.register_export_types(BY_NAME)
+_EXPORT_TYPE = web.RequestKey("export_type", str)
 
 
 class PublishFailed(ExportServiceError):
@@ -65,8 +69,21 @@ async def _with_download_urls(record: ExportRecord) -> dict[str, Any]:
 @blueprint.route("/campaigns/{campaign_id}/exports", name="campaign-exports")
 class CampaignExports(ApiView):
     async def post(self, request: web.Request, campaign_id: str) -> web.Response:
+        """_create, counted in export_requests_total (refusals of authenticated callers)."""
+        try:
+            response = await self._create(request, campaign_id)
+        except ExportServiceError as exc:
+            if exc.http_status not in {401, 403}:
+                metrics.record_export_request(request.get(_EXPORT_TYPE), "rejected")
+            raise
+        outcome: metrics.RequestOutcome = "accepted" if response.status == 202 else "duplicate"
+        metrics.record_export_request(request.get(_EXPORT_TYPE), outcome)
+        return response
+
+    async def _create(self, request: web.Request, campaign_id: str) -> web.Response:
         principal = _authorised(request, campaign_id)
         body = parse_create_body(await read_json(request))
+        request[_EXPORT_TYPE] = body.export_type
         spec = get_spec(body.export_type)
         check_params(spec.params, body.params, export_type=spec.name)
         export_id = new_export_id()

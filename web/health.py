@@ -16,6 +16,26 @@ blueprint = faust.web.Blueprint("health")
 _CHECK_TIMEOUT_SECONDS = 2.0
 
 
+def _partition_check() -> str | None:
+    """None when this worker is assigned a partition of the exports topic (it runs exports)."""
+    topic = app.settings.topic_exports
+    try:
+        assignment: Any = app.consumer.assignment()
+    except Exception as exc:  # consumer not started yet
+        return f"consumer not started: {type(exc).__name__}"
+    if any(tp.topic == topic for tp in assignment):
+        return None
+    return f"no partition of {topic} assigned (starting, rebalancing or standby)"
+
+
+async def _broker_probe() -> None:
+    """A metadata round trip over the producer's connection to the cluster."""
+    producer: Any = getattr(app.producer, "_producer", None)
+    if producer is None:
+        raise ConnectionError("the Kafka producer is not started")
+    await producer.client.fetch_all_metadata()
+
+
 async def _check(name: str, probe: Any) -> tuple[str, str | None]:
     try:
         async with asyncio.timeout(_CHECK_TIMEOUT_SECONDS):
@@ -35,22 +55,23 @@ class Heartbeat(ApiView):
 
 @blueprint.route("/ready", name="ready")
 class Ready(ApiView):
-    """The worker can serve the API and run exports: table recovered, MongoDB and S3 reachable."""
+    """The worker can serve the API and run exports: broker connected, exports partition
+    assigned, table recovered, MongoDB and S3 reachable."""
 
     async def get(self, request: web.Request) -> web.Response:
         checks: dict[str, str | None] = {
             "statusTable": None if app.table_ready() else "recovering or rebalancing",
+            "exportsPartition": _partition_check(),
         }
+        probes = [_check("kafka", _broker_probe())]
         try:
             deps = app.deps
         except RuntimeError as exc:
             checks["dependencies"] = str(exc)
         else:
-            results = await asyncio.gather(
-                _check("mongodb", deps.source.ping()),
-                _check("s3", deps.store.ping(app.settings.s3_bucket_exports)),
-            )
-            checks.update(results)
+            probes.append(_check("mongodb", deps.source.ping()))
+            probes.append(_check("s3", deps.store.ping(app.settings.s3_bucket_exports)))
+        checks.update(await asyncio.gather(*probes))
         ready = all(v is None for v in checks.values())
         body = {
             "status": "ready" if ready else "not ready",

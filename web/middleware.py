@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, cast
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from core import metrics
 from core.app import ExportApp
 from core.errors import ExportServiceError, MethodNotAllowed, NotFound, PayloadTooLarge
 from web.responses import add_security_headers, error_from, error_response
@@ -31,11 +33,32 @@ def _from_http_exception(exc: web.HTTPException, request: web.Request, limit: in
     return error_response(code, exc.reason or "HTTP error", status=exc.status)
 
 
+def route_pattern(request: web.Request) -> str | None:
+    """The matched route's pattern (`/campaigns/{campaign_id}/exports`), never the raw path;
+    None when no route matched (404, 405)."""
+    resource = getattr(request.match_info.route, "resource", None)
+    return None if resource is None else str(resource.canonical)
+
+
 def api_middleware(max_body_bytes: int) -> Any:
     """The middleware: 413 before reading an announced oversized body; no plain-text answers."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await _answer(request, handler)
+            status = response.status
+            return response
+        except web.HTTPException as exc:  # redirects and the like, re-raised as they are
+            status = exc.status
+            raise
+        finally:
+            seconds = time.perf_counter() - started
+            metrics.record_http_request(route_pattern(request), request.method, status, seconds)
+
+    async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
             if request.content_length is not None and request.content_length > max_body_bytes:
                 raise PayloadTooLarge(limit=max_body_bytes)

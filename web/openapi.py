@@ -17,7 +17,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from core.app import app
-from core.models import ExportRecord, Status
+from core.models import CcpaRequest, ExportRecord, Status
 from exporters.registry import SPECS
 from web.responses import ApiView, json_response
 
@@ -55,6 +55,17 @@ def _export_record(schemas: dict[str, Schema]) -> Schema:
     """ExportRecord as `to_public()` writes it: every public field, always present."""
     schema = _model_schema(ExportRecord, schemas, mode="serialization", by_alias=True)
     public = list(ExportRecord(id="x", campaign_id="c", export_type="t").to_public())
+    schema["properties"] = {k: v for k, v in schema["properties"].items() if k in public}
+    for prop in schema["properties"].values():
+        prop.pop("default", None)
+    schema["required"] = public
+    return schema
+
+
+def _ccpa_request(schemas: dict[str, Schema]) -> Schema:
+    """CcpaRequest as `to_public()` writes it."""
+    schema = _model_schema(CcpaRequest, schemas, mode="serialization", by_alias=True)
+    public = list(CcpaRequest(request_id="r", user_id="u").to_public())
     schema["properties"] = {k: v for k, v in schema["properties"].items() if k in public}
     for prop in schema["properties"].values():
         prop.pop("default", None)
@@ -155,6 +166,8 @@ def _parameters() -> dict[str, Schema]:
     return {
         "CampaignId": path_id("campaignId", "campaign id"),
         "ExportId": path_id("exportId", "export id"),
+        "UserId": path_id("userId", "user id (the entries' userId)"),
+        "RequestId": path_id("requestId", "CCPA deletion request id"),
         "Status": {
             "name": "status",
             "in": "query",
@@ -254,6 +267,36 @@ def _paths() -> dict[str, Schema]:
                 },
             },
         },
+        "/ccpa/users/{userId}": {
+            "parameters": [_param("UserId")],
+            "delete": {
+                "operationId": "requestCcpaDeletion",
+                "summary": "Delete the files of every non-exempt FINISHED export of every "
+                "campaign the user has entries in (supreme only; runs in the export queue)",
+                "responses": {
+                    "202": _json(_ref("CcpaRequest"), "accepted: the deletion request, PENDING"),
+                    "400": _resp("BadRequest"),
+                    "401": _resp("Unauthenticated"),
+                    "403": _error("FORBIDDEN: a supreme token is required"),
+                    "503": _resp("Unavailable"),
+                },
+            },
+        },
+        "/ccpa/requests/{requestId}": {
+            "parameters": [_param("RequestId")],
+            "get": {
+                "operationId": "getCcpaRequest",
+                "summary": "A CCPA deletion request: its status and, when COMPLETED, its summary",
+                "responses": {
+                    "200": _json(_ref("CcpaRequest"), "the deletion request"),
+                    "400": _resp("BadRequest"),
+                    "401": _resp("Unauthenticated"),
+                    "403": _error("FORBIDDEN: a supreme token is required"),
+                    "404": _error("CCPA_REQUEST_NOT_FOUND"),
+                    "503": _resp("Unavailable"),
+                },
+            },
+        },
         "/heartbeat": {
             "get": {
                 "operationId": "heartbeat",
@@ -265,11 +308,26 @@ def _paths() -> dict[str, Schema]:
         "/ready": {
             "get": {
                 "operationId": "ready",
-                "summary": "Readiness: status table recovered, MongoDB and S3 reachable",
+                "summary": "Readiness: broker connected, exports partition assigned, status "
+                "table recovered, MongoDB and S3 reachable",
                 "security": open_access,
                 "responses": {
                     "200": _json(_ref("Readiness"), "ready"),
                     "503": _json(_ref("Readiness"), "not ready, with the failing checks"),
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "operationId": "metrics",
+                "summary": "Prometheus metrics (text exposition format): exports, queue, "
+                "consumer lag, HTTP, Faust's sensors, process",
+                "security": open_access,
+                "responses": {
+                    "200": {
+                        "description": "the metrics",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
                 },
             }
         },
@@ -288,6 +346,7 @@ def _components() -> Schema:
     schemas: dict[str, Schema] = {}
     schemas["ExportRecord"] = _export_record(schemas)
     schemas["CreateExportRequest"] = _create_request(schemas)
+    schemas["CcpaRequest"] = _ccpa_request(schemas)
     schemas["ExportType"] = {"type": "string", "enum": [spec.name for spec in SPECS]}
     schemas["Status"] = {"type": "string", "enum": [s.value for s in Status]}
     schemas["Error"] = _error_schema()

@@ -103,6 +103,12 @@ class MongoSource:
         except PyMongoError as exc:
             raise SourceUnavailable(f"reading {collection} failed: {exc}") from exc
 
+    async def distinct(self, collection: str, field: str, query: Mapping[str, Any]) -> list[Any]:
+        try:
+            return list(await self._db[collection].distinct(field, dict(query)))
+        except PyMongoError as exc:
+            raise SourceUnavailable(f"reading {collection} failed: {exc}") from exc
+
     async def count(self, collection: str, query: Mapping[str, Any]) -> int:
         try:
             return int(await self._db[collection].count_documents(dict(query)))

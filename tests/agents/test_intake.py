@@ -55,3 +55,26 @@ async def test_a_duplicate_request_points_to_the_active_export(deps: Deps) -> No
     assert duplicate is not None
     assert duplicate.id == first_id
     assert {r.export_type for r in status_store.for_campaign(campaign)} == {"entries", "codes"}
+
+
+def _requests(outcome: str) -> float:
+    from core.metrics import REGISTRY
+
+    value = REGISTRY.get_sample_value(
+        "export_requests_total", {"export_type": "entries", "outcome": outcome}
+    )
+    return value or 0.0
+
+
+async def test_kafka_requests_are_counted_once_each(deps: Deps) -> None:
+    first_id = new_export_id()
+    campaign = f"c-{first_id}"
+    before = {o: _requests(o) for o in ("accepted", "duplicate", "rejected")}
+    async with intake.test_context() as agent:
+        await agent.put(request(first_id, campaignId=campaign))
+        await agent.put(request(first_id, campaignId=campaign))  # redelivered: not counted
+        await agent.put(request(new_export_id(), campaignId=campaign))  # a duplicate
+    after = {o: _requests(o) for o in ("accepted", "duplicate", "rejected")}
+    assert after["accepted"] - before["accepted"] == 1
+    assert after["duplicate"] - before["duplicate"] == 1
+    assert after["rejected"] == before["rejected"]

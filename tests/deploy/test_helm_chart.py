@@ -136,6 +136,9 @@ def test_deployment(render: Render, values: list[str]) -> None:
     grace = pod["terminationGracePeriodSeconds"]
     assert isinstance(grace, int)
     assert grace > float(config["EXPORT_TIMEOUT_SECONDS"])
+    # ...and the worker itself waits that long for it on SIGTERM, within the pod's grace.
+    assert float(config["SHUTDOWN_GRACE_SECONDS"]) == float(config["EXPORT_TIMEOUT_SECONDS"])
+    assert grace > float(config["SHUTDOWN_GRACE_SECONDS"])
 
 
 def test_grace_period_follows_the_export_timeout(render: Render) -> None:

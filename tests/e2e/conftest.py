@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,6 +81,59 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         yield s
 
 
+BIG = "cmp-big"
+BIG_ENTRIES = 12_000  # FerretDB scans users per $in batch: ~10 s of export here
+
+
+@pytest.fixture(scope="session")
+def big_campaign(stack: LocalStack) -> int:
+    """A generated campaign: every entry in two markets, so 2 rows per entry."""
+    import datetime as dt
+
+    from pymongo import MongoClient
+    from pymongo.database import Database
+
+    client: MongoClient[dict[str, Any]]
+    with MongoClient(stack.mongo_url) as client:
+        db: Database[dict[str, Any]] = client[stack.env["MONGO_DATABASE"]]
+        created = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+        db.campaigns.insert_one({"_id": BIG, "name": "Big Tour"})
+        db.markets.insert_many(
+            [{"_id": f"{BIG}-m{i}", "campaignId": BIG, "name": f"Market {i}"} for i in (1, 2)]
+        )
+        for start in range(0, BIG_ENTRIES, 5000):
+            ids = range(start, min(start + 5000, BIG_ENTRIES))
+            db.users.insert_many(
+                [{"_id": f"{BIG}-u{i}", "email": f"fan{i}@example.com"} for i in ids]
+            )
+            db.entries.insert_many(
+                [
+                    {
+                        "_id": f"{BIG}-e{i}",
+                        "campaignId": BIG,
+                        "userId": f"{BIG}-u{i}",
+                        "marketId": f"{BIG}-m1",
+                        "additionalMarketIds": [f"{BIG}-m2"],
+                        "createdAt": created,
+                    }
+                    for i in ids
+                ]
+            )
+    return 2 * BIG_ENTRIES
+
+
+def dedicated_env(name: str) -> dict[str, str]:
+    """Settings for a worker of its own: its own consumer group, status table changelog and
+    topics, so that the session worker neither shares its partition nor runs its requests."""
+    suffix = f"{name}-{uuid.uuid4().hex[:8]}"
+    return {
+        "APP_ID": f"export-service-{suffix}",
+        "TOPIC_EXPORTS": f"exports-{suffix}",
+        "TOPIC_EXPORT_EVENTS": f"export-events-{suffix}",
+        "TOPIC_DLQ": f"exports-dlq-{suffix}",
+    }
+
+
 def _json_or_text(body: bytes) -> Any:
     """JSON answers are parsed; anything else (a server still starting) is kept as text."""
     try:
@@ -143,7 +197,8 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_worker(stack: LocalStack, workdir: Path, **extra_env: str) -> Worker:
+def spawn_worker(stack: LocalStack, workdir: Path, **extra_env: str) -> Worker:
+    """Start a worker process and return at once (see start_worker)."""
     port = _free_port()
     log_path = workdir / f"worker-{port}.log"
     env = (
@@ -177,13 +232,23 @@ def start_worker(stack: LocalStack, workdir: Path, **extra_env: str) -> Worker:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    worker = Worker(process, f"http://127.0.0.1:{port}", log_path)
+    return Worker(process, f"http://127.0.0.1:{port}", log_path)
+
+
+def start_worker(
+    stack: LocalStack, workdir: Path, *, ready_path: str = "/ready", **extra_env: str
+) -> Worker:
+    """A worker process; waits until `ready_path` answers 200 (a standby is never /ready:
+    pass "/heartbeat")."""
+    """Start a worker process; return once /ready answers 200."""
+    worker = spawn_worker(stack, workdir, **extra_env)
+    process = worker.process
 
     def ready() -> bool:
         if process.poll() is not None:
             raise AssertionError(f"worker exited with {process.returncode}:\n{worker.log_tail()}")
         try:
-            return worker.request("GET", "/ready")[0] == 200
+            return worker.request("GET", ready_path)[0] == 200
         except OSError:
             return False
 
@@ -275,6 +340,22 @@ class KafkaClient:
             if match(body):
                 return dict(body)
         raise AssertionError("no matching message before the deadline")
+
+    def collect(
+        self, consumer: Any, match: Callable[[dict[str, Any]], bool], *, idle: float = 3.0
+    ) -> list[dict[str, Any]]:
+        """Every JSON message for which `match` holds, until the topic is quiet for `idle` s."""
+        found: list[dict[str, Any]] = []
+        quiet_since = time.monotonic()
+        while time.monotonic() - quiet_since < idle:
+            message = consumer.poll(0.5)
+            if message is None or message.error():
+                continue
+            quiet_since = time.monotonic()
+            body = orjson.loads(message.value())
+            if match(body):
+                found.append(dict(body))
+        return found
 
     def close(self) -> None:
         for consumer in self._consumers:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import io
 import time
 import urllib.request
@@ -11,47 +10,8 @@ import uuid
 from typing import Any
 
 import orjson
-import pytest
-from pymongo import MongoClient
-from pymongo.database import Database
 
-from devstack.stack import LocalStack
-from tests.e2e.conftest import KafkaClient, Worker, wait_for
-
-BIG = "cmp-big"
-BIG_ENTRIES = 12_000  # FerretDB scans users per $in batch: ~10 s of export here
-
-
-@pytest.fixture(scope="module")
-def big_campaign(stack: LocalStack) -> int:
-    """A generated campaign: every entry in two markets, so 2 rows per entry."""
-    client: MongoClient[dict[str, Any]]
-    with MongoClient(stack.mongo_url) as client:
-        db: Database[dict[str, Any]] = client[stack.env["MONGO_DATABASE"]]
-        created = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
-        db.campaigns.insert_one({"_id": BIG, "name": "Big Tour"})
-        db.markets.insert_many(
-            [{"_id": f"{BIG}-m{i}", "campaignId": BIG, "name": f"Market {i}"} for i in (1, 2)]
-        )
-        for start in range(0, BIG_ENTRIES, 5000):
-            ids = range(start, min(start + 5000, BIG_ENTRIES))
-            db.users.insert_many(
-                [{"_id": f"{BIG}-u{i}", "email": f"fan{i}@example.com"} for i in ids]
-            )
-            db.entries.insert_many(
-                [
-                    {
-                        "_id": f"{BIG}-e{i}",
-                        "campaignId": BIG,
-                        "userId": f"{BIG}-u{i}",
-                        "marketId": f"{BIG}-m1",
-                        "additionalMarketIds": [f"{BIG}-m2"],
-                        "createdAt": created,
-                    }
-                    for i in ids
-                ]
-            )
-    return 2 * BIG_ENTRIES
+from tests.e2e.conftest import BIG, BIG_ENTRIES, KafkaClient, Worker, wait_for
 
 
 def test_requests_are_recorded_while_an_export_runs_and_run_strictly_in_order(

@@ -209,6 +209,9 @@ class FailingSource:
     async def count(self, collection: str, query: Mapping[str, Any]) -> int:
         return await self._inner.count(collection, query)
 
+    async def distinct(self, collection: str, field: str, query: Mapping[str, Any]) -> list[Any]:
+        return await self._inner.distinct(collection, field, query)
+
     async def ping(self) -> None:
         await self._inner.ping()
 

@@ -21,6 +21,18 @@ SECRET = "test-secret-0123456789-abcdefghijklmnop"
 Mint = Callable[..., str]
 
 
+@pytest.fixture(autouse=True)
+def kafka_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No broker in view tests: /ready's Kafka checks (connection, partition) pass."""
+    import web.health
+
+    async def connected() -> None:
+        return None
+
+    monkeypatch.setattr(web.health, "_broker_probe", connected)
+    monkeypatch.setattr(web.health, "_partition_check", lambda: None)
+
+
 @pytest.fixture
 def auth_settings(finalized_app: object) -> Iterator[Settings]:
     """The app's settings with an HS256 test secret, restored afterwards."""

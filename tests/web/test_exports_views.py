@@ -128,7 +128,34 @@ async def test_ready_reports_each_check(client: Any) -> None:
     response = await client.get("/ready")
     body = await response.json()
     assert response.status == 200, body
-    assert body == {"status": "ready", "checks": {"statusTable": "ok", "mongodb": "ok", "s3": "ok"}}
+    assert body == {
+        "status": "ready",
+        "checks": {
+            "statusTable": "ok",
+            "exportsPartition": "ok",
+            "kafka": "ok",
+            "mongodb": "ok",
+            "s3": "ok",
+        },
+    }
+
+
+async def test_ready_says_why_kafka_is_not_ready(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import web.health
+
+    async def unreachable() -> None:
+        raise ConnectionError("no broker at kafka:9092")
+
+    monkeypatch.setattr(web.health, "_broker_probe", unreachable)
+    monkeypatch.setattr(web.health, "_partition_check", lambda: "no partition of exports")
+    response = await client.get("/ready")
+    body = await response.json()
+    assert response.status == 503
+    assert body["checks"]["kafka"] == "ConnectionError: no broker at kafka:9092"
+    assert body["checks"]["exportsPartition"] == "no partition of exports"
+    assert body["checks"]["mongodb"] == "ok"
 
 
 async def test_table_backed_views_wait_for_recovery(client: Any) -> None:

@@ -59,7 +59,7 @@ The ConfigMap's settings: `config` plus what the chart owns. Fails on a credenti
 or a name set in both `config` and `secretEnv`.
 */}}
 {{- define "export-service.config" -}}
-{{- $owned := list "WEB_HOST" "WEB_PORT" "DATA_DIR" "EXPORT_TIMEOUT_SECONDS" }}
+{{- $owned := list "WEB_HOST" "WEB_PORT" "DATA_DIR" "EXPORT_TIMEOUT_SECONDS" "SHUTDOWN_GRACE_SECONDS" }}
 {{- range $name, $value := .Values.config }}
 {{- if has $name $owned }}
 {{- fail (printf "config.%s is set by the chart; use service.port, dataDir or export.timeoutSeconds" $name) }}
@@ -71,7 +71,9 @@ or a name set in both `config` and `secretEnv`.
 {{- fail (printf "%s is in both config and secretEnv" $name) }}
 {{- end }}
 {{- end }}
-{{- $settings := dict "WEB_HOST" "0.0.0.0" "WEB_PORT" (toString .Values.service.port) "DATA_DIR" .Values.dataDir "EXPORT_TIMEOUT_SECONDS" (toString .Values.export.timeoutSeconds) }}
+{{- /* On SIGTERM the worker lets a running export finish for up to the export timeout; the
+pod's grace period (timeout + shutdown.marginSeconds) leaves room to commit and exit. */}}
+{{- $settings := dict "WEB_HOST" "0.0.0.0" "WEB_PORT" (toString .Values.service.port) "DATA_DIR" .Values.dataDir "EXPORT_TIMEOUT_SECONDS" (toString .Values.export.timeoutSeconds) "SHUTDOWN_GRACE_SECONDS" (toString .Values.export.timeoutSeconds) }}
 {{- range $name, $value := .Values.config }}
 {{- if not (kindIs "invalid" $value) }}
 {{- $_ := set $settings $name (toString $value) }}

@@ -1,0 +1,163 @@
+"""CCPA deletion (SPEC §5): one step of the serial runner, between two exports.
+
+Every FINISHED export of every campaign the user has entries in, except the exempt
+types, loses its S3 objects and becomes DELETED. The step is idempotent: replayed after
+a crash it finds the exports it already deleted (deletedBy is this request) and
+completes the same summary; a replayed request that COMPLETED is not run again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from core import metrics
+from core.app import app
+from core.errors import ExportServiceError, ExportTimedOut
+from core.events import ccpa_completed_bytes
+from core.models import (
+    CCPA_EXEMPT_TYPES,
+    CcpaDeletedExport,
+    CcpaExemptExport,
+    CcpaRequest,
+    CcpaStatus,
+    CcpaSummary,
+    ErrorInfo,
+    ExportRecord,
+    Status,
+    utcnow,
+)
+from core.settings import Settings
+from topics.definitions import export_events_topic, status_store
+
+logger = logging.getLogger(__name__)
+
+ENTRIES = "entries"
+
+
+def _record_outcome(outcome: str) -> None:
+    try:
+        metrics.record_ccpa_deletion(outcome)
+    except Exception:
+        logger.exception("recording the CCPA metric failed")
+
+
+async def announce_ccpa(request: CcpaRequest) -> CcpaRequest:
+    """Publish `ccpa.deletion_completed`, then mark the request announced."""
+    fut = await export_events_topic.send(
+        key=request.request_id.encode(), value=ccpa_completed_bytes(request)
+    )
+    await fut
+    announced = request.evolve(announced=True)
+    status_store.put_ccpa(announced)
+    return announced
+
+
+async def user_campaigns(user_id: str) -> list[str]:
+    """The campaigns the user has entries in."""
+    values = await app.deps.source.distinct(ENTRIES, "campaignId", {"userId": user_id})
+    return sorted({str(v) for v in values if v is not None})
+
+
+async def _delete_export(record: ExportRecord, request: CcpaRequest) -> ExportRecord:
+    """Delete the export's objects, then mark it DELETED (deleting twice is harmless)."""
+    keys = [o.key for o in record.objects]
+    if record.bucket and keys:
+        await app.deps.store.delete_objects(record.bucket, keys)
+    deleted = record.evolve(
+        status=Status.DELETED, deleted_at=utcnow(), deleted_by=request.deleted_by
+    )
+    status_store.put(deleted)
+    logger.info(
+        "export %s DELETED (%d objects) by CCPA request %s",
+        record.id,
+        len(keys),
+        request.request_id,
+    )
+    return deleted
+
+
+async def delete_user_exports(request: CcpaRequest) -> CcpaSummary:
+    """The deletion itself; returns the summary."""
+    campaigns = await user_campaigns(request.user_id)
+    wanted = set(campaigns)
+    deleted: list[CcpaDeletedExport] = []
+    exempt: list[CcpaExemptExport] = []
+    records = sorted(
+        (r for r in status_store.records() if r.campaign_id in wanted),
+        key=lambda r: (r.campaign_id, r.created_at, r.id),
+    )
+    for record in records:
+        if record.export_type in CCPA_EXEMPT_TYPES:
+            if record.status == Status.FINISHED:
+                exempt.append(
+                    CcpaExemptExport(
+                        export_id=record.id,
+                        campaign_id=record.campaign_id,
+                        export_type=record.export_type,
+                        object_count=len(record.objects),
+                    )
+                )
+            continue
+        if record.status == Status.FINISHED:
+            record = await _delete_export(record, request)
+        elif not (record.status == Status.DELETED and record.deleted_by == request.deleted_by):
+            continue  # not finished, or deleted earlier by another request
+        deleted.append(
+            CcpaDeletedExport(
+                export_id=record.id,
+                campaign_id=record.campaign_id,
+                export_type=record.export_type,
+                bucket=record.bucket,
+                object_count=len(record.objects),
+                keys=tuple(o.key for o in record.objects),
+            )
+        )
+    return CcpaSummary(
+        campaign_ids=tuple(campaigns),
+        deleted=tuple(deleted),
+        exempt=tuple(exempt),
+        deleted_object_count=sum(d.object_count for d in deleted),
+    )
+
+
+def _failed(request: CcpaRequest, code: str, message: str) -> CcpaRequest:
+    return request.evolve(
+        status=CcpaStatus.FAILED, finished_at=utcnow(), error=ErrorInfo(code=code, message=message)
+    )
+
+
+async def run_ccpa(request: CcpaRequest) -> CcpaRequest:
+    """Run one deletion to COMPLETED or FAILED and announce it; never raises for its own
+    failures (a FAILED request runs again when the same request id is sent again)."""
+    settings: Settings = app.settings
+    if request.attempts >= settings.export_max_attempts:
+        final = _failed(
+            request,
+            "TOO_MANY_ATTEMPTS",
+            f"the deletion was started {request.attempts} times without finishing",
+        )
+    else:
+        current = request.evolve(
+            status=CcpaStatus.RUNNING, started_at=utcnow(), attempts=request.attempts + 1
+        )
+        status_store.put_ccpa(current)
+        logger.info("CCPA request %s RUNNING", request.request_id)
+        try:
+            async with asyncio.timeout(settings.export_timeout_seconds):
+                summary = await delete_user_exports(current)
+            final = current.evolve(
+                status=CcpaStatus.COMPLETED, finished_at=utcnow(), summary=summary, error=None
+            )
+        except TimeoutError:
+            err = ExportTimedOut(f"deletion ran longer than {settings.export_timeout_seconds:g} s")
+            final = _failed(current, err.code, err.message)
+        except ExportServiceError as exc:
+            final = _failed(current, exc.code, exc.message)
+        except Exception as exc:
+            logger.exception("CCPA request %s failed unexpectedly", request.request_id)
+            final = _failed(current, "INTERNAL_ERROR", f"{type(exc).__name__}: {exc}")
+    status_store.put_ccpa(final)
+    logger.info("CCPA request %s %s", request.request_id, final.status.value)
+    _record_outcome(final.status.value.lower())
+    return await announce_ccpa(final)

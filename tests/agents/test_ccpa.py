@@ -1,0 +1,101 @@
+"""CCPA deletion over fake deps: what is deleted, what is kept, and replays."""
+
+from __future__ import annotations
+
+import orjson
+
+from agents.ccpa import delete_user_exports, user_campaigns
+from agents.intake import intake
+from core.deps import Deps
+from core.models import (
+    CcpaRequest,
+    CcpaStatus,
+    ExportRecord,
+    Status,
+    StoredObject,
+    new_export_id,
+)
+from tests.fakes import InMemorySource, InMemoryStore
+from topics.definitions import status_store
+
+
+def finished(campaign: str, export_type: str, keys: list[str]) -> ExportRecord:
+    record = ExportRecord(
+        id=new_export_id(),
+        campaign_id=campaign,
+        export_type=export_type,
+        status=Status.FINISHED,
+        bucket="exports",
+        objects=tuple(StoredObject(key=k, size=1, sha256="00") for k in keys),
+        announced=True,
+    )
+    status_store.put(record)
+    return record
+
+
+async def test_the_users_campaigns_come_from_their_entries(deps: Deps) -> None:
+    assert await user_campaigns("u1") == ["c1", "c2"]
+    assert await user_campaigns("nobody") == []
+
+
+async def test_non_exempt_finished_exports_lose_their_objects_and_become_deleted(
+    deps: Deps,
+) -> None:
+    store = deps.store
+    assert isinstance(store, InMemoryStore)
+    source = deps.source
+    assert isinstance(source, InMemorySource)
+    user = f"u-{new_export_id()}"
+    campaign = f"c-{new_export_id()}"
+    source.collections["entries"].append({"_id": user, "campaignId": campaign, "userId": user})
+    entries = finished(campaign, "entries", [f"{campaign}/a.csv", f"{campaign}/b.csv"])
+    scoring = finished(campaign, "scoring", [f"{campaign}/s.csv"])
+    other = finished(f"{campaign}-other", "entries", [f"{campaign}-other/x.csv"])
+    pending = ExportRecord(id=new_export_id(), campaign_id=campaign, export_type="codes")
+    status_store.put(pending)
+    for key in (f"{campaign}/a.csv", f"{campaign}/b.csv", f"{campaign}/s.csv"):
+        store.objects[("exports", key)] = b"x"
+    store.objects[("exports", f"{campaign}-other/x.csv")] = b"x"
+    request = CcpaRequest(request_id=new_export_id(), user_id=user)
+
+    summary = await delete_user_exports(request)
+
+    assert summary.campaign_ids == (campaign,)
+    assert [(d.export_id, d.object_count) for d in summary.deleted] == [(entries.id, 2)]
+    assert [e.export_id for e in summary.exempt] == [scoring.id]
+    assert summary.deleted_object_count == 2
+    assert ("exports", f"{campaign}/a.csv") not in store.objects
+    assert ("exports", f"{campaign}/s.csv") in store.objects
+    assert ("exports", f"{campaign}-other/x.csv") in store.objects
+    deleted = status_store.get(entries.id)
+    assert deleted is not None
+    assert deleted.status == Status.DELETED
+    assert deleted.deleted_by == f"ccpa:{request.request_id}"
+    assert deleted.deleted_at is not None
+    assert status_store.get(other.id) == other
+    assert status_store.get(pending.id) == pending
+
+    # Run again (a crash before COMPLETED was recorded): the same summary, nothing new.
+    again = await delete_user_exports(request)
+    assert again == summary
+    # Another request for the same user finds nothing left to delete.
+    later = await delete_user_exports(CcpaRequest(request_id=new_export_id(), user_id=user))
+    assert later.deleted == ()
+    assert [e.export_id for e in later.exempt] == [scoring.id]
+
+
+async def test_the_intake_records_a_deletion_once(deps: Deps) -> None:
+    request_id = new_export_id()
+    event = orjson.dumps(
+        {"type": "ccpa.deletion_requested", "requestId": request_id, "userId": "u1"}
+    )
+    async with intake.test_context() as agent:
+        await agent.put(event)
+        first = status_store.get_ccpa(request_id)
+        assert first is not None
+        assert (first.status, first.source) == (CcpaStatus.PENDING, "kafka")
+        status_store.put_ccpa(first.evolve(status=CcpaStatus.COMPLETED, announced=True))
+        await agent.put(event)
+    replayed = status_store.get_ccpa(request_id)
+    assert replayed is not None
+    assert replayed.status == CcpaStatus.COMPLETED

@@ -1,0 +1,79 @@
+"""CCPA endpoints: request the deletion of a user's exports, and read a request's outcome."""
+
+from __future__ import annotations
+
+import logging
+
+import faust
+from aiohttp import web
+
+from core.app import app
+from core.errors import ExportServiceError, NotReady
+from core.events import ccpa_requested_bytes
+from core.models import CcpaRequest, new_export_id, utcnow
+from topics.definitions import exports_topic, status_store
+from web.auth import Principal, require_supreme
+from web.requests import validated_id
+from web.responses import ApiView, json_response
+
+logger = logging.getLogger(__name__)
+
+blueprint = faust.web.Blueprint("ccpa")
+
+
+class CcpaRequestNotFound(ExportServiceError):
+    code, http_status = "CCPA_REQUEST_NOT_FOUND", 404
+
+    def __init__(self, *, request_id: str) -> None:
+        super().__init__(f"CCPA request {request_id} not found", details={"requestId": request_id})
+
+
+class PublishFailed(ExportServiceError):
+    code, http_status = "QUEUE_UNAVAILABLE", 503
+
+
+def _authorised(request: web.Request, value: str, *, name: str) -> Principal:
+    """401 without a valid token, 403 unless supreme, 400 for a bad id, 503 until recovered."""
+    principal = require_supreme(request)
+    validated_id(value, name=name)
+    if not app.table_ready():
+        raise NotReady("the export status table is still being recovered; retry shortly")
+    return principal
+
+
+@blueprint.route("/ccpa/users/{user_id}", name="ccpa-user")
+class CcpaUser(ApiView):
+    async def delete(self, request: web.Request, user_id: str) -> web.Response:
+        principal = _authorised(request, user_id, name="userId")
+        ccpa = CcpaRequest(
+            request_id=new_export_id(),
+            user_id=user_id,
+            source="rest",
+            requested_by=principal.sub,
+            created_at=utcnow(),
+        )
+        # Visible (PENDING) at once; the intake finds it recorded when the event comes back.
+        status_store.put_ccpa(ccpa)
+        try:
+            fut = await exports_topic.send(
+                key=ccpa.request_id.encode(), value=ccpa_requested_bytes(ccpa)
+            )
+            await fut
+        except Exception as exc:
+            status_store.remove_ccpa(ccpa.request_id)
+            logger.exception("publishing CCPA request %s failed", ccpa.request_id)
+            raise PublishFailed("the export queue is unavailable, try again") from exc
+        return json_response(ccpa.to_public(), status=202)
+
+
+@blueprint.route("/ccpa/requests/{request_id}", name="ccpa-request")
+class CcpaRequestView(ApiView):
+    async def get(self, request: web.Request, request_id: str) -> web.Response:
+        _authorised(request, request_id, name="requestId")
+        found = status_store.get_ccpa(request_id)
+        if found is None:
+            raise CcpaRequestNotFound(request_id=request_id)
+        return json_response(found.to_public())
+
+
+blueprint.register(app, url_prefix="")
