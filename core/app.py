@@ -56,7 +56,10 @@ class ExportApp(faust.App):
             producer_acks=-1,
             table_cleanup_interval=timedelta(minutes=5).total_seconds(),
             web_host=settings.web_host,
+            web_bind=settings.web_host,  # listen where WEB_HOST says, not on every interface
             web_port=settings.web_port,
+            # What the other workers of the group forward table reads to (web/routing.py).
+            canonical_url=settings.canonical_url(),
             web_in_thread=False,
             # aiohttp refuses larger bodies while reading them (413); web/middleware.py shapes it.
             web_application_options={"client_max_size": settings.max_request_body_bytes},
@@ -103,6 +106,9 @@ class ExportApp(faust.App):
 
     async def on_first_start(self) -> None:
         await super().on_first_start()
+        # `faust worker --web-port` rewrites canonical_url from web_host (maybe a wildcard
+        # address); advertise the reachable one before the consumer joins the group.
+        self.conf.canonical_url = self.settings.canonical_url(self.conf.web_port)  # type: ignore[assignment]
         # Before the consumer and producer start: topics exist with one partition.
         await ensure_topics(
             self.settings.kafka_broker_url,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -75,6 +76,10 @@ class Settings(BaseSettings):
     # Web
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, ge=1, le=65535)
+    web_canonical_url: str | None = Field(
+        None,
+        description="URL other workers reach this one at (table reads are routed to the owner)",
+    )
     max_request_body_bytes: int = Field(
         65_536, ge=1024, le=16 * 1024 * 1024, description="larger request bodies get 413"
     )
@@ -98,6 +103,7 @@ class Settings(BaseSettings):
         "jwt_public_key_file",
         "jwt_issuer",
         "jwt_audience",
+        "web_canonical_url",
         mode="before",
     )
     @classmethod
@@ -121,6 +127,18 @@ class Settings(BaseSettings):
         if self.jwt_public_key_file is not None:
             return self.jwt_public_key_file.read_text("utf-8")
         return None
+
+    def canonical_url(self, web_port: int | None = None) -> str:
+        """The URL this worker advertises to the others of its group: WEB_CANONICAL_URL, or
+        http://WEB_HOST:port (the machine's host name when WEB_HOST is a wildcard address)."""
+        if self.web_canonical_url is not None:
+            return self.web_canonical_url.rstrip("/")
+        host = self.web_host
+        if host in {"", "0.0.0.0", "::"}:  # noqa: S104  (wildcard addresses: not advertised)
+            host = socket.gethostname()
+        elif ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"http://{host}:{web_port or self.web_port}"
 
     def bucket_map(self) -> dict[str, str]:
         """Logical bucket name -> real bucket name."""

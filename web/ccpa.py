@@ -15,6 +15,7 @@ from topics.definitions import exports_topic, status_store
 from web.auth import Principal, require_supreme
 from web.requests import validated_id
 from web.responses import ApiView, json_response
+from web.routing import served_by_table_owner
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +69,8 @@ class CcpaUser(ApiView):
 
 @blueprint.route("/ccpa/requests/{request_id}", name="ccpa-request")
 class CcpaRequestView(ApiView):
-    async def get(self, request: web.Request, request_id: str) -> web.Response:
+    @served_by_table_owner
+    async def get(self, request: web.Request, request_id: str) -> web.StreamResponse:
         _authorised(request, request_id, name="requestId")
         found = status_store.get_ccpa(request_id)
         if found is None:

@@ -29,6 +29,7 @@ from web.requests import (
     validated_id,
 )
 from web.responses import ApiView, json_response
+from web.routing import served_by_table_owner
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +117,8 @@ class CampaignExports(ApiView):
             raise PublishFailed("the export queue is unavailable, try again") from exc
         return json_response(record.to_public(), status=202)
 
-    async def get(self, request: web.Request, campaign_id: str) -> web.Response:
+    @served_by_table_owner
+    async def get(self, request: web.Request, campaign_id: str) -> web.StreamResponse:
         _authorised(request, campaign_id)
         query = parse_list_query(request.query, export_types=BY_NAME.keys())
         records = status_store.for_campaign(campaign_id)
@@ -136,7 +138,10 @@ class CampaignExports(ApiView):
 
 @blueprint.route("/campaigns/{campaign_id}/exports/{export_id}", name="campaign-export")
 class CampaignExport(ApiView):
-    async def get(self, request: web.Request, campaign_id: str, export_id: str) -> web.Response:
+    @served_by_table_owner
+    async def get(
+        self, request: web.Request, campaign_id: str, export_id: str
+    ) -> web.StreamResponse:
         _authorised(request, campaign_id)
         validated_id(export_id, name="exportId")
         record = status_store.get(export_id)

@@ -350,8 +350,21 @@ def test_a_standby_worker_takes_over_when_the_active_one_is_killed(
         active = wait_for(runner, timeout=120, what="one of the two workers to run the export")
         (standby,) = [w for w in workers if w is not active]
         wait_running(active, big["id"], rows=2000)
-        # The standby's web server answers (its table reads are not routed to the owner yet).
+        # The standby's web server answers, and its table reads are routed to the owner.
         assert standby.request("GET", "/heartbeat")[0] == 200
+        path = f"/campaigns/{BIG}/exports/{big['id']}"
+        status, on_standby = standby.request("GET", path)
+        assert status == 200, on_standby
+        status, on_active = active.request("GET", path)
+        assert status == 200, on_active
+        assert on_standby["id"] == on_active["id"] == big["id"]
+        assert on_standby["createdAt"] == on_active["createdAt"]
+        assert on_standby["status"] == on_active["status"] == "TRIGGERED"
+        status, listed = standby.request("GET", f"/campaigns/{BIG}/exports?exportType=entries")
+        assert status == 200, listed
+        assert big["id"] in [item["id"] for item in listed["items"]]
+        # the owner still checks the token
+        assert standby.request("GET", path, token="")[0] == 401
         active.process.kill()
         active.process.wait(10)
 
