@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from exporters.joins import ENTRY_OF_RECORD, MARKET, PRESALE_CODE, USER, entry_locale
 from exporters.naming import safe_part
@@ -67,9 +67,22 @@ REMINDER_SOURCE = Find("scoring", lambda ctx: {"campaignId": ctx.campaign_id, "s
 REMINDER_JOINS: tuple[Join, ...] = (USER, MARKET, ENTRY_OF_RECORD, PRESALE_CODE)
 
 
+def _whole_number(value: object) -> object:
+    """A JSON integer: JSON Schema counts 489.0 as one; strings and booleans are not."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be an integer")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("must be a whole number")
+        return int(value)
+    return value
+
+
 class SampleParams(BaseModel):
     """reminderEmailSample: at most `sampleSize` rows per region and locale."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    sample_size: int = Field(10, ge=1, le=1000, alias="sampleSize", strict=True)
+    sample_size: Annotated[int, BeforeValidator(_whole_number)] = Field(
+        10, ge=1, le=1000, alias="sampleSize"
+    )

@@ -378,7 +378,16 @@ async def test_reminder_email_sample_caps_rows_per_region_and_locale() -> None:
     assert result.row_count == 2
 
 
-@pytest.mark.parametrize("params", [{"sampleSize": 0}, {"sampleSize": 1001}, {"sampleSize": "5"}])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"sampleSize": 0},
+        {"sampleSize": 1001},
+        {"sampleSize": "5"},
+        {"sampleSize": True},
+        {"sampleSize": 2.5},
+    ],
+)
 async def test_sample_size_is_bounded(params: dict[str, Any]) -> None:
     with pytest.raises(InvalidParams):
         await run("reminderEmailSample", params)
@@ -405,3 +414,9 @@ async def test_market_based_types_need_markets(export_type: str) -> None:
         await load_context(
             get_spec(export_type), source, export_id="x", campaign_id="bare", params={}
         )
+
+
+async def test_a_whole_number_written_as_a_float_is_a_valid_sample_size() -> None:
+    # JSON Schema (and so the OpenAPI document) counts 2.0 as an integer
+    result, _ = await run("reminderEmailSample", {"sampleSize": 2.0})
+    assert result.row_count == 3
