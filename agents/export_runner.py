@@ -47,21 +47,6 @@ class _Running:
 _running = _Running()
 
 
-def run_options(settings: Settings) -> RunOptions:
-    return RunOptions(
-        bucket_names=settings.bucket_map(),
-        acl_disabled_buckets=settings.s3_acl_disabled_buckets,
-        batch_size=settings.mongo_batch_size,
-        part_size=settings.s3_part_size_bytes,
-        max_in_flight=settings.s3_max_concurrent_parts,
-        progress_interval_seconds=settings.progress_interval_seconds,
-        progress_interval_rows=settings.progress_interval_rows,
-        max_rows_per_file=settings.max_rows_per_file,
-        staging_buffer_bytes=settings.zip_staging_buffer_bytes,
-        exclusion_max_ids=settings.exclusion_max_ids_per_pass,
-    )
-
-
 async def announce(record: ExportRecord) -> ExportRecord:
     """Publish the terminal event, then mark the record announced (re-sent after a crash)."""
     fut = await export_events_topic.send(key=record.id.encode(), value=export_result_bytes(record))
@@ -126,7 +111,7 @@ async def _execute(record: ExportRecord) -> tuple[ExportRecord, ExportResult]:
         prepared.ctx,
         source=deps.source,
         store=deps.store,
-        options=run_options(app.settings),
+        options=RunOptions.from_settings(app.settings),
         on_progress=on_progress,
     )
     return current, result

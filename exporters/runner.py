@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from core.deps import Doc, DocumentSource, ObjectStore
 from core.errors import CampaignNotFound, InvalidParams, NoMarketsFound
 from core.models import StoredObject
+from core.settings import Settings
 from exporters.exclusions import Exclusion, ExclusionPass
 from exporters.outputs import OutputOptions, open_output
 from exporters.outputs import planned_keys as planned_keys
@@ -39,6 +40,22 @@ class RunOptions:
     max_rows_per_file: int = 500_000
     staging_buffer_bytes: int = 16 * 1024 * 1024
     exclusion_max_ids: int = 1_000_000
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RunOptions:
+        """The options the service runs with (one place, so callers cannot drift)."""
+        return cls(
+            bucket_names=settings.bucket_map(),
+            acl_disabled_buckets=settings.s3_acl_disabled_buckets,
+            batch_size=settings.mongo_batch_size,
+            part_size=settings.s3_part_size_bytes,
+            max_in_flight=settings.s3_max_concurrent_parts,
+            progress_interval_seconds=settings.progress_interval_seconds,
+            progress_interval_rows=settings.progress_interval_rows,
+            max_rows_per_file=settings.max_rows_per_file,
+            staging_buffer_bytes=settings.zip_staging_buffer_bytes,
+            exclusion_max_ids=settings.exclusion_max_ids_per_pass,
+        )
 
 
 @dataclass(frozen=True)

@@ -248,15 +248,7 @@ def settings(mongo_url: str, minio: S3Server, dataset: dict[str, int]) -> Settin
 
 def run_options(settings: Settings) -> RunOptions:
     """RunOptions from settings, as the export runner agent builds them."""
-    return RunOptions(
-        bucket_names=settings.bucket_map(),
-        acl_disabled_buckets=settings.s3_acl_disabled_buckets,
-        batch_size=settings.mongo_batch_size,
-        part_size=settings.s3_part_size_bytes,
-        max_in_flight=settings.s3_max_concurrent_parts,
-        progress_interval_seconds=settings.progress_interval_seconds,
-        progress_interval_rows=settings.progress_interval_rows,
-    )
+    return RunOptions.from_settings(settings)
 
 
 # -- the worker process ------------------------------------------------------------------------
