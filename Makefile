@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench setup clean
+.PHONY: run test lint bench bench-stack setup clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench.entries_export $(BENCH_ARGS)
+
+## make bench-stack: entries export of generated 100k- and 1M-user datasets via `devstack run`
+bench-stack: $(STAMP)
+	$(PY) -m devstack prepare
+	$(PY) -m bench.stack_export $(BENCH_STACK_ARGS)
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache

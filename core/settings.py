@@ -36,6 +36,18 @@ class Settings(BaseSettings):
     mongo_url: SecretStr = SecretStr("mongodb://127.0.0.1:27017/")
     mongo_database: str = "verifiedfan"
     mongo_batch_size: int = Field(1000, ge=1, le=100_000)
+    mongo_lookup_chunk_size: int = Field(
+        250, ge=1, le=50_000, description="values per $in look-up of a join"
+    )
+    mongo_lookup_concurrency: int = Field(
+        4, ge=1, le=32, description="$in look-ups of one join in flight at once"
+    )
+    mongo_read_ahead_batches: int = Field(
+        4, ge=1, le=16, description="cursor batches read ahead of the engine"
+    )
+    export_pipeline_depth: int = Field(
+        4, ge=1, le=16, description="joined batches waiting to be written"
+    )
 
     # S3
     s3_endpoint_url: str | None = None

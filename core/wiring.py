@@ -15,7 +15,13 @@ from core.settings import Settings
 
 async def open_deps(settings: Settings, stack: AsyncExitStack) -> Deps:
     """Open the MongoDB and S3 clients; `stack` closes them."""
-    source = MongoSource.connect(settings.mongo_url.get_secret_value(), settings.mongo_database)
+    source = MongoSource.connect(
+        settings.mongo_url.get_secret_value(),
+        settings.mongo_database,
+        lookup_chunk=settings.mongo_lookup_chunk_size,
+        lookup_concurrency=settings.mongo_lookup_concurrency,
+        read_ahead=settings.mongo_read_ahead_batches,
+    )
     stack.callback(source.close)
     session = get_session()
     client = await stack.enter_async_context(

@@ -131,6 +131,7 @@ def _seed(stack: LocalStack, data: Path | None, demo_dir: Path) -> str | None:
         campaign_id = write_demo_dataset(demo_dir)
         data = demo_dir
     env = stack.env
+    started = time.monotonic()
     counts = load_dataset(
         data,
         mongo_url=stack.mongo_url,
@@ -141,7 +142,12 @@ def _seed(stack: LocalStack, data: Path | None, demo_dir: Path) -> str | None:
         secret_key=env["S3_SECRET_ACCESS_KEY"],
         region=env["S3_REGION"],
     )
-    log.info("loaded %s: %s", data, ", ".join(f"{k}={v}" for k, v in counts.items()))
+    log.info(
+        "loaded %s in %.1fs: %s",
+        data,
+        time.monotonic() - started,
+        ", ".join(f"{k}={v}" for k, v in counts.items()),
+    )
     return campaign_id
 
 

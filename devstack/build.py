@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -13,6 +14,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from devstack.ferretdb_patch import MODULES, PatchError, make_patched_copy, patch_digest
 
 __all__ = [
     "DEFAULT_CACHE_DIR",
@@ -134,10 +137,16 @@ def ensure_kafka(cache_dir: Path) -> Path:
 
 
 def ensure_ferretdb(cache_dir: Path) -> Path:
-    """The FerretDB binary built from devstack/ferretdb, unless an up-to-date build is cached."""
+    """FerretDB built from devstack/ferretdb over a patched module copy, unless cached.
+
+    The modules are downloaded by `go mod download`, copied into `cache_dir/ferretdb-build`,
+    patched there (devstack.ferretdb_patch says what and why) and `replace`d in a go.mod
+    generated next to them; nothing of FerretDB's source is kept in the repository.
+    """
     binary = cache_dir / "bin" / "ferretdb"
     marker = binary.with_name("ferretdb.sources-sha256")
-    if binary.is_file() and _marker_matches(marker, _digest(FERRETDB_SOURCES)):
+    wanted = _digest(FERRETDB_SOURCES) + patch_digest()
+    if binary.is_file() and _marker_matches(marker, wanted):
         return binary
 
     go = _require_tool("go", "Go (to build FerretDB)")
@@ -152,15 +161,35 @@ def ensure_ferretdb(cache_dir: Path) -> Path:
         # without commits and only stamps metadata nobody reads.
         "GOFLAGS": "-mod=mod -buildvcs=false",
     }
+    sources = FERRETDB_SOURCES[0].parent
+    build_dir = cache_dir / "ferretdb-build"
+    build_dir.mkdir(parents=True, exist_ok=True)
+    replaces = []
+    for module in MODULES:
+        downloaded = _run(
+            [go, "mod", "download", "-json", f"{module.path}@{module.version}"],
+            what=f"downloading the Go module {module.path}",
+            cwd=sources,
+            env=env,
+        )
+        module_dir = Path(json.loads(downloaded)["Dir"])
+        try:
+            make_patched_copy(module, module_dir, build_dir / module.folder)
+        except PatchError as exc:
+            raise BuildError(str(exc)) from exc
+        replaces.append(f"replace {module.path} => ./{module.folder}\n")
+    for name in ("go.sum", "main.go"):
+        shutil.copyfile(sources / name, build_dir / name)
+    go_mod = (sources / "go.mod").read_text()
+    (build_dir / "go.mod").write_text(go_mod + "\n" + "".join(replaces))
     _run(
-        [go, "build", "-trimpath", "-o", str(partial), "."],
+        [go, "build", "-trimpath", "-o", str(partial.resolve()), "."],
         what="building FerretDB with Go",
-        cwd=FERRETDB_SOURCES[0].parent,
+        cwd=build_dir,
         env=env,
     )
     partial.replace(binary)
-    # Digest after the build: -mod=mod may have rewritten go.sum.
-    marker.write_text(_digest(FERRETDB_SOURCES) + "\n")
+    marker.write_text(wanted + "\n")
     log.info("FerretDB built in %.1fs", time.monotonic() - started)
     return binary
 
@@ -247,7 +276,8 @@ def _require_tool(name: str, purpose: str) -> str:
 
 def _run(
     argv: list[str], *, what: str, cwd: Path | None = None, env: dict[str, str] | None = None
-) -> None:
+) -> str:
+    """Run a build step; its standard output, or BuildError with the output's tail."""
     try:
         result = subprocess.run(
             argv,
@@ -265,3 +295,4 @@ def _run(
         output = (result.stdout + result.stderr).strip().splitlines()
         tail = "\n".join(output[-30:])
         raise BuildError(f"{what} failed (exit {result.returncode}): {' '.join(argv)}\n{tail}")
+    return result.stdout

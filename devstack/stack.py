@@ -30,6 +30,7 @@ from confluent_kafka.cimpl import NewTopic
 from pymongo import MongoClient
 
 from devstack.build import DEFAULT_CACHE_DIR, KAFKA_LOG4J_CONFIG, Artifacts, prepare
+from devstack.ferretdb_patch import VERIFY_ENV
 from devstack.process import ManagedProcess, ProcessError
 
 if TYPE_CHECKING:
@@ -107,11 +108,14 @@ class LocalStack:
         mongo_database: str = "verifiedfan",
         s3_min_part_size: int | None = None,
         startup_timeout: float = 120.0,
+        verify_ferretdb: bool = False,
     ) -> None:
         """Configure a stack; nothing runs until `start()` (or `with`).
 
         `state_dir` (default `cache_dir/state`) is wiped at every start; ports default to free
-        loopback ports; `s3_min_part_size` lets moto accept multipart parts below 5 MiB.
+        loopback ports; `s3_min_part_size` lets moto accept multipart parts below 5 MiB;
+        `verify_ferretdb` runs FerretDB's own decoder, projection and filter beside the patch
+        set's fast paths on every document and stops FerretDB on any difference (for tests).
         """
         self.cache_dir = cache_dir
         self.state_dir = state_dir if state_dir is not None else cache_dir / "state"
@@ -119,6 +123,7 @@ class LocalStack:
         self.startup_timeout = startup_timeout
         self._fixed_ports = {KAFKA: kafka_port, MONGO: mongo_port, S3: s3_port}
         self._s3_min_part_size = s3_min_part_size
+        self._verify_ferretdb = verify_ferretdb
         self._ports: dict[str, int] = {}
         self._processes: dict[str, ManagedProcess] = {}
         self._buckets: list[str] = []
@@ -343,6 +348,7 @@ class LocalStack:
                 ],
                 log_path=logs / f"{MONGO}.log",
                 probe=self._mongo_ready,
+                env=os.environ | ({VERIFY_ENV: "1"} if self._verify_ferretdb else {}),
                 stop_grace_seconds=5.0,
             ),
             S3: ManagedProcess(

@@ -6,12 +6,26 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
+# The same few dates (a campaign's events) fill whole columns; the cache keeps the first
+# distinct values seen and never grows beyond this.
+_DATETIME_CACHE_SIZE = 4096
+_datetime_cache: dict[dt.datetime, str] = {}
+
 
 def format_datetime(value: dt.datetime) -> str:
-    # BSON dates carry no zone; a naive value is UTC by the data model.
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    elif value.utcoffset():
+    text = _datetime_cache.get(value)
+    if text is None:
+        text = _format_datetime(value)
+        if len(_datetime_cache) < _DATETIME_CACHE_SIZE:
+            _datetime_cache[value] = text
+    return text
+
+
+def _format_datetime(value: dt.datetime) -> str:
+    # BSON dates carry no zone; a naive value is UTC by the data model. The driver returns
+    # dt.UTC itself, so the common case needs no offset arithmetic.
+    tz = value.tzinfo
+    if tz is not None and tz is not dt.UTC and value.utcoffset():
         value = value.astimezone(dt.UTC)
     # An f-string is several times faster than strftime on the hot path.
     return (

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +22,7 @@ from exporters.outputs import OutputOptions, open_output
 from exporters.outputs import planned_keys as planned_keys
 from exporters.outputs import staging_prefix as staging_prefix
 from exporters.rows import RowBuilder, grouped
-from exporters.spec import ExportContext, ExportSpec
+from exporters.spec import ExportContext, ExportSpec, Row
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ class RunOptions:
     max_rows_per_file: int = 500_000
     staging_buffer_bytes: int = 16 * 1024 * 1024
     exclusion_max_ids: int = 1_000_000
+    pipeline_depth: int = 4
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RunOptions:
@@ -55,6 +57,7 @@ class RunOptions:
             max_rows_per_file=settings.max_rows_per_file,
             staging_buffer_bytes=settings.zip_staging_buffer_bytes,
             exclusion_max_ids=settings.exclusion_max_ids_per_pass,
+            pipeline_depth=settings.export_pipeline_depth,
         )
 
 
@@ -166,11 +169,12 @@ async def run_export(
                 docs: AsyncIterator[list[Doc]] = (
                     grouped(batches, spec.group) if spec.group else batches
                 )
-                async for batch in docs:
-                    await output.write(await builder.build(batch, keep))
-                    await progress.maybe_report(output.rows_written, builder.skipped)
-                    # Building a batch is CPU work: give heartbeats and views a turn.
-                    await asyncio.sleep(0)
+                async with aclosing(_joined(docs, builder, keep, options.pipeline_depth)) as rows:
+                    async for batch_rows in rows:
+                        await output.write(batch_rows)
+                        await progress.maybe_report(output.rows_written, builder.skipped)
+                        # Writing a batch is CPU work: give heartbeats and views a turn.
+                        await asyncio.sleep(0)
         objects = await output.close()
     except BaseException:
         try:
@@ -185,6 +189,42 @@ async def run_export(
         row_count=output.rows_written,
         skipped_count=builder.skipped,
     )
+
+
+_DONE = object()
+
+
+async def _joined(
+    docs: AsyncIterator[list[Doc]],
+    builder: RowBuilder,
+    keep: Callable[[Row], bool] | None,
+    depth: int,
+) -> AsyncGenerator[list[Row], None]:
+    """The built rows of each batch, with the look-ups of the next batches already under way.
+
+    The database answers a batch's joins while this process formats and uploads the batch
+    before it; at most `depth` built batches wait, so memory stays bounded.
+    """
+    ready: asyncio.Queue[Any] = asyncio.Queue(maxsize=max(1, depth))
+
+    async def build() -> None:
+        try:
+            async for batch in docs:
+                await ready.put(await builder.build(batch, keep))
+            await ready.put(_DONE)
+        except Exception as exc:  # handed to the consumer, raised there
+            await ready.put(exc)
+
+    builder_task = asyncio.create_task(build(), name="export-joins")
+    try:
+        while (item := await ready.get()) is not _DONE:
+            if isinstance(item, Exception):
+                raise item
+            yield item
+    finally:
+        builder_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await builder_task
 
 
 async def _passes(

@@ -84,6 +84,8 @@ class Join:
 class Column:
     name: str
     get: Callable[[Row], Any]
+    # The dotted path `get` reads, when it is one: lets exporters.cells inline the look-ups.
+    path: tuple[str, ...] | None = None
 
 
 def path(dotted: str) -> Callable[[Row], Any]:
@@ -108,7 +110,9 @@ def path(dotted: str) -> Callable[[Row], Any]:
 
 
 def col(name: str, source: str | Callable[[Row], Any]) -> Column:
-    return Column(name, path(source) if isinstance(source, str) else source)
+    if isinstance(source, str):
+        return Column(name, path(source), tuple(source.split(".")))
+    return Column(name, source)
 
 
 # -- output layouts -------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 from collections.abc import AsyncGenerator, Collection, Mapping, Sequence
 from typing import Any
@@ -12,23 +14,55 @@ from pymongo.errors import PyMongoError
 from core.deps import Doc
 from core.errors import SourceUnavailable
 
-# Large $in lists are split so that one look-up stays well under the 16 MiB command limit.
-_IN_CHUNK = 5000
+_END = object()
 
 
 class MongoSource:
-    """Reads campaign data with motor; translates driver errors to SourceUnavailable."""
+    """Reads campaign data with motor; translates driver errors to SourceUnavailable.
 
-    def __init__(self, client: AsyncIOMotorClient[Doc], database: str) -> None:
+    Look-ups by a list of values are split into chunks of `lookup_chunk` values sent up to
+    `lookup_concurrency` at a time: a server (FerretDB) that matches `$in` by comparing each
+    document with every value costs chunk x chunk per look-up, and chunks in flight together
+    keep both the server's cores and the network busy; real MongoDB answers either way. A
+    `find` reads up to `read_ahead` batches ahead of its consumer, so the server produces the
+    next batch while the engine joins and writes this one.
+    """
+
+    def __init__(
+        self,
+        client: AsyncIOMotorClient[Doc],
+        database: str,
+        *,
+        lookup_chunk: int = 250,
+        lookup_concurrency: int = 4,
+        read_ahead: int = 4,
+    ) -> None:
         self._client = client
         self._db: AsyncIOMotorDatabase[Doc] = client[database]
+        self._lookup_chunk = lookup_chunk
+        self._lookup_concurrency = lookup_concurrency
+        self._read_ahead = read_ahead
 
     @classmethod
-    def connect(cls, url: str, database: str) -> MongoSource:
+    def connect(
+        cls,
+        url: str,
+        database: str,
+        *,
+        lookup_chunk: int = 250,
+        lookup_concurrency: int = 4,
+        read_ahead: int = 4,
+    ) -> MongoSource:
         client: AsyncIOMotorClient[Doc] = AsyncIOMotorClient(
             url, tz_aware=True, tzinfo=dt.UTC, serverSelectionTimeoutMS=10_000
         )
-        return cls(client, database)
+        return cls(
+            client,
+            database,
+            lookup_chunk=lookup_chunk,
+            lookup_concurrency=lookup_concurrency,
+            read_ahead=read_ahead,
+        )
 
     def close(self) -> None:
         self._client.close()
@@ -45,19 +79,64 @@ class MongoSource:
         cursor = self._db[collection].find(dict(query), projection, batch_size=batch_size)
         if sort:
             cursor = cursor.sort(list(sort))
+        # Bounded: at most read_ahead batches wait, plus the one the consumer holds.
+        ready: asyncio.Queue[Any] = asyncio.Queue(maxsize=max(1, self._read_ahead))
+
+        async def read() -> None:
+            try:
+                # A batch per await: iterating the cursor document by document costs an await
+                # (a future, a task step) per document.
+                while batch := await cursor.to_list(batch_size):
+                    await ready.put(batch)
+                await ready.put(_END)
+            except PyMongoError as exc:
+                await ready.put(SourceUnavailable(f"reading {collection} failed: {exc}"))
+            except Exception as exc:  # handed to the consumer, raised there
+                await ready.put(exc)
+
+        reader = asyncio.create_task(read(), name=f"read-{collection}")
         try:
-            batch: list[Doc] = []
-            async for doc in cursor:
-                batch.append(doc)
-                if len(batch) >= batch_size:
-                    yield batch
-                    batch = []
-            if batch:
-                yield batch
-        except PyMongoError as exc:
-            raise SourceUnavailable(f"reading {collection} failed: {exc}") from exc
+            while (item := await ready.get()) is not _END:
+                if isinstance(item, Exception):
+                    raise item
+                yield item
         finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
             await cursor.close()
+
+    async def _lookup(
+        self,
+        collection: str,
+        field: str,
+        values: Collection[str],
+        projection: Mapping[str, Any] | None,
+    ) -> list[Doc]:
+        wanted = list(dict.fromkeys(values))
+        chunks = [
+            wanted[start : start + self._lookup_chunk]
+            for start in range(0, len(wanted), self._lookup_chunk)
+        ]
+        limit = asyncio.Semaphore(self._lookup_concurrency)
+
+        async def one(chunk: list[str]) -> list[Doc]:
+            async with limit:
+                # One reply per chunk: without a batch size the server sends 101 documents
+                # and the rest after a getMore round trip.
+                cursor = self._db[collection].find(
+                    {field: {"$in": chunk}}, projection, batch_size=len(chunk)
+                )
+                found: list[Doc] = await cursor.to_list(None)
+                return found
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(one(chunk)) for chunk in chunks]
+        except* PyMongoError as errors:
+            exc = errors.exceptions[0]
+            raise SourceUnavailable(f"look-up in {collection} failed: {exc}") from exc
+        return [doc for task in tasks for doc in task.result()]
 
     async def find_by_ids(
         self,
@@ -66,17 +145,7 @@ class MongoSource:
         *,
         projection: Mapping[str, Any] | None = None,
     ) -> dict[str, Doc]:
-        wanted = list(dict.fromkeys(ids))
-        found: dict[str, Doc] = {}
-        try:
-            for start in range(0, len(wanted), _IN_CHUNK):
-                chunk = wanted[start : start + _IN_CHUNK]
-                cursor = self._db[collection].find({"_id": {"$in": chunk}}, projection)
-                async for doc in cursor:
-                    found[doc["_id"]] = doc
-        except PyMongoError as exc:
-            raise SourceUnavailable(f"look-up in {collection} failed: {exc}") from exc
-        return found
+        return {doc["_id"]: doc for doc in await self._lookup(collection, "_id", ids, projection)}
 
     async def find_in(
         self,
@@ -86,16 +155,7 @@ class MongoSource:
         *,
         projection: Mapping[str, Any] | None = None,
     ) -> list[Doc]:
-        wanted = list(dict.fromkeys(values))
-        found: list[Doc] = []
-        try:
-            for start in range(0, len(wanted), _IN_CHUNK):
-                chunk = wanted[start : start + _IN_CHUNK]
-                cursor = self._db[collection].find({field: {"$in": chunk}}, projection)
-                found.extend([doc async for doc in cursor])
-        except PyMongoError as exc:
-            raise SourceUnavailable(f"look-up in {collection} failed: {exc}") from exc
-        return found
+        return await self._lookup(collection, field, values, projection)
 
     async def find_one(self, collection: str, query: Mapping[str, Any]) -> Doc | None:
         try:
@@ -110,8 +170,12 @@ class MongoSource:
             raise SourceUnavailable(f"reading {collection} failed: {exc}") from exc
 
     async def count(self, collection: str, query: Mapping[str, Any]) -> int:
+        # The count command rather than count_documents' $match + $group pipeline: the same
+        # index scan on MongoDB, and FerretDB counts without running a $group stage over every
+        # document. The figure is the preliminary totalCount, not a row count.
         try:
-            return int(await self._db[collection].count_documents(dict(query)))
+            reply = await self._db.command("count", collection, query=dict(query))
+            return int(reply["n"])
         except PyMongoError as exc:
             raise SourceUnavailable(f"counting {collection} failed: {exc}") from exc
 

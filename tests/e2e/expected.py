@@ -17,7 +17,8 @@ DATA = Path(__file__).parent / "data"
 
 def load(collection: str, directory: Path = DATA) -> list[dict[str, Any]]:
     path = directory / f"{collection}.jsonl"
-    return [json_util.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+    with path.open(encoding="utf-8") as lines:
+        return [json_util.loads(line) for line in lines if line.strip()]
 
 
 def cell(value: Any) -> str:
@@ -44,7 +45,12 @@ def entries_rows(campaign_id: str, directory: Path = DATA) -> list[list[str]]:
             continue
         u = users[e["userId"]]
         market_ids = [e.get("marketId")]
-        for extra in e.get("additionalMarketIds") or []:
+        extras = e.get("additionalMarketIds")
+        if isinstance(extras, str):
+            extras = [extras]  # a lone id where a list belongs counts as one market
+        elif not isinstance(extras, list):
+            extras = []
+        for extra in extras:
             if extra is not None and extra not in market_ids:
                 market_ids.append(extra)
         opt = e.get("optIns") or {}
