@@ -89,7 +89,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
 
 
 BIG = "cmp-big"
-BIG_ENTRIES = 12_000  # FerretDB scans users per $in batch: ~10 s of export here
+# Long enough (~15 s of export here, 2 rows per entry) that timeouts, outages and kills land
+# mid-export and that the export outlasts the consumer's session timeout.
+BIG_ENTRIES = 80_000
 
 
 @pytest.fixture(scope="session")
