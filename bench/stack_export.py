@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from devstack.generate import BIG_CAMPAIGN_ID, write_generated_dataset
+from devstack.generate import BIG_CAMPAIGN_ID, GENERATOR_VERSION, write_generated_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache"
@@ -62,7 +62,7 @@ def _free_port() -> int:
 
 def dataset(users: int, seed: int) -> Path:
     """The generated dataset for `users`, written once and reused by later runs."""
-    directory = CACHE / "bench-data" / f"users-{users}-seed-{seed}"
+    directory = CACHE / "bench-data" / f"users-{users}-seed-{seed}-v{GENERATOR_VERSION}"
     done = directory / ".complete"
     if not done.exists():
         started = time.monotonic()

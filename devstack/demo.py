@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEMO_CAMPAIGN_ID", "write_demo_dataset"]
+__all__ = ["DEMO_CAMPAIGN_ID", "blank_optional_fields", "write_demo_dataset"]
 
 DEMO_CAMPAIGN_ID = "demo-campaign"
 
@@ -134,16 +134,21 @@ def _users(rng: random.Random, count: int) -> list[Doc]:
             "countryCode": country,
             "locale": rng.choice(_COUNTRIES[country][1]),
         }
-        if i % 8 == 3:
-            del user["phone"]
-        elif i % 13 == 5:
-            user["phone"] = None
-        if i % 17 == 9:
-            del user["postalCode"]
-        if i % 29 == 11:
-            del user["locale"]
-        users.append(user)
+        users.append(blank_optional_fields(user, i))
     return users
+
+
+def blank_optional_fields(user: Doc, i: int) -> Doc:
+    """The i-th user as real data has some: phone, postal code or locale missing or null."""
+    if i % 8 == 3:
+        del user["phone"]
+    elif i % 13 == 5:
+        user["phone"] = None
+    if i % 17 == 9:
+        del user["postalCode"]
+    if i % 29 == 11:
+        del user["locale"]
+    return user
 
 
 def _entries(rng: random.Random, users: Sequence[Doc], count: int) -> list[Doc]:

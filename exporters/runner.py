@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
@@ -16,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from core.deps import Doc, DocumentSource, ObjectStore
 from core.errors import CampaignNotFound, InvalidParams, NoMarketsFound
 from core.models import StoredObject
+from core.read_ahead import read_ahead
 from core.settings import Settings
 from exporters.exclusions import Exclusion, ExclusionPass
 from exporters.outputs import OutputOptions, open_output
@@ -169,7 +169,12 @@ async def run_export(
                 docs: AsyncIterator[list[Doc]] = (
                     grouped(batches, spec.group) if spec.group else batches
                 )
-                async with aclosing(_joined(docs, builder, keep, options.pipeline_depth)) as rows:
+                # The database answers the next batches' joins while this process formats
+                # and uploads the batch before them.
+                joined = _joined(docs, builder, keep)
+                async with aclosing(
+                    read_ahead(joined, options.pipeline_depth, name="export-joins")
+                ) as rows:
                     async for batch_rows in rows:
                         await output.write(batch_rows)
                         await progress.maybe_report(output.rows_written, builder.skipped)
@@ -191,40 +196,14 @@ async def run_export(
     )
 
 
-_DONE = object()
-
-
 async def _joined(
     docs: AsyncIterator[list[Doc]],
     builder: RowBuilder,
     keep: Callable[[Row], bool] | None,
-    depth: int,
 ) -> AsyncGenerator[list[Row], None]:
-    """The built rows of each batch, with the look-ups of the next batches already under way.
-
-    The database answers a batch's joins while this process formats and uploads the batch
-    before it; at most `depth` built batches wait, so memory stays bounded.
-    """
-    ready: asyncio.Queue[Any] = asyncio.Queue(maxsize=max(1, depth))
-
-    async def build() -> None:
-        try:
-            async for batch in docs:
-                await ready.put(await builder.build(batch, keep))
-            await ready.put(_DONE)
-        except Exception as exc:  # handed to the consumer, raised there
-            await ready.put(exc)
-
-    builder_task = asyncio.create_task(build(), name="export-joins")
-    try:
-        while (item := await ready.get()) is not _DONE:
-            if isinstance(item, Exception):
-                raise item
-            yield item
-    finally:
-        builder_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await builder_task
+    """The built rows of each batch (the engine reads them ahead: see run_export)."""
+    async for batch in docs:
+        yield await builder.build(batch, keep)
 
 
 async def _passes(

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 from collections.abc import AsyncGenerator, Collection, Mapping, Sequence
+from contextlib import aclosing
 from typing import Any
 
 from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorDatabase
@@ -13,8 +13,7 @@ from pymongo.errors import PyMongoError
 
 from core.deps import Doc
 from core.errors import SourceUnavailable
-
-_END = object()
+from core.read_ahead import read_ahead
 
 
 class MongoSource:
@@ -79,31 +78,23 @@ class MongoSource:
         cursor = self._db[collection].find(dict(query), projection, batch_size=batch_size)
         if sort:
             cursor = cursor.sort(list(sort))
-        # Bounded: at most read_ahead batches wait, plus the one the consumer holds.
-        ready: asyncio.Queue[Any] = asyncio.Queue(maxsize=max(1, self._read_ahead))
 
-        async def read() -> None:
+        async def batches() -> AsyncGenerator[list[Doc], None]:
             try:
                 # A batch per await: iterating the cursor document by document costs an await
                 # (a future, a task step) per document.
                 while batch := await cursor.to_list(batch_size):
-                    await ready.put(batch)
-                await ready.put(_END)
+                    yield batch
             except PyMongoError as exc:
-                await ready.put(SourceUnavailable(f"reading {collection} failed: {exc}"))
-            except Exception as exc:  # handed to the consumer, raised there
-                await ready.put(exc)
+                raise SourceUnavailable(f"reading {collection} failed: {exc}") from exc
 
-        reader = asyncio.create_task(read(), name=f"read-{collection}")
         try:
-            while (item := await ready.get()) is not _END:
-                if isinstance(item, Exception):
-                    raise item
-                yield item
+            async with aclosing(
+                read_ahead(batches(), self._read_ahead, name=f"read-{collection}")
+            ) as ahead:
+                async for batch in ahead:
+                    yield batch
         finally:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
             await cursor.close()
 
     async def _lookup(

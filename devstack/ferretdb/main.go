@@ -26,7 +26,7 @@ import (
 // memory-mapped reads keep index look-ups off the read system call; synchronous=normal in WAL
 // mode loses nothing when the process is killed (only an OS crash can lose the last commits).
 var sqlitePragmas = url.Values{"_pragma": {
-	"cache_size(-262144)",
+	"cache_size(-1048576)",
 	"mmap_size(4294967296)",
 	"synchronous(normal)",
 }}.Encode()

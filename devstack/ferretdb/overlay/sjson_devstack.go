@@ -333,19 +333,16 @@ func devstackScanObject(data []byte) ([]devstackField, bool) {
 
 		fields = append(fields, devstackField{key: string(key), raw: data[start:stop]})
 
-		i = devstackSkipSpace(data, stop)
-		if i >= len(data) {
+		next, done, ok := devstackAfterItem(data, stop, '}')
+		if !ok {
 			return nil, false
 		}
 
-		switch data[i] {
-		case ',':
-			i = devstackSkipSpace(data, i+1)
-		case '}':
-			return fields, devstackSkipSpace(data, i+1) == len(data)
-		default:
-			return nil, false
+		if done {
+			return fields, true
 		}
+
+		i = next
 	}
 }
 
@@ -371,20 +368,35 @@ func devstackScanArray(data []byte) ([][]byte, bool) {
 
 		items = append(items, data[i:stop])
 
-		i = devstackSkipSpace(data, stop)
-		if i >= len(data) {
+		next, done, ok := devstackAfterItem(data, stop, ']')
+		if !ok {
 			return nil, false
 		}
 
-		switch data[i] {
-		case ',':
-			i = devstackSkipSpace(data, i+1)
-		case ']':
-			return items, devstackSkipSpace(data, i+1) == len(data)
-		default:
-			return nil, false
+		if done {
+			return items, true
 		}
+
+		i = next
 	}
+}
+
+// devstackAfterItem reads what follows an item of an object or an array: the index of the
+// next item, or done when closer ends the container, which must also end the data.
+func devstackAfterItem(data []byte, stop int, closer byte) (next int, done, ok bool) {
+	i := devstackSkipSpace(data, stop)
+	if i >= len(data) {
+		return 0, false, false
+	}
+
+	switch data[i] {
+	case ',':
+		return devstackSkipSpace(data, i+1), false, true
+	case closer:
+		return 0, true, devstackSkipSpace(data, i+1) == len(data)
+	}
+
+	return 0, false, false
 }
 
 // devstackSkipValue returns the index just past the JSON value starting at i.
