@@ -39,7 +39,7 @@ async def read_ahead(
 
     producer = asyncio.create_task(produce(), name=name)
     try:
-        while (item := await ready.get()) is not _END:
+        while (item := await _next(ready, producer)) is not _END:
             if isinstance(item, _Failure):
                 raise item.error
             yield item  # type: ignore[misc]  # only the producer puts items: they are T
@@ -47,6 +47,28 @@ async def read_ahead(
         producer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await producer
+
+
+async def _next(ready: asyncio.Queue[object], producer: asyncio.Task[None]) -> object:
+    """The next queued item; an error if the producer ended without saying so.
+
+    A producer ends without its end marker only by a BaseException that is not an Exception
+    (a CancelledError from inside the source, say): waiting on the queue alone would hang.
+    """
+    if not ready.empty():
+        return ready.get_nowait()
+    getter = asyncio.ensure_future(ready.get())
+    try:
+        await asyncio.wait((getter, producer), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not getter.done():
+            getter.cancel()
+    if getter.done() and not getter.cancelled():
+        return getter.result()
+    if not ready.empty():
+        return ready.get_nowait()
+    cause = None if producer.cancelled() else producer.exception()
+    raise RuntimeError("the read-ahead producer stopped before the end of its source") from cause
 
 
 class _Failure:

@@ -87,7 +87,8 @@ def _parse_line(line: str) -> Any:
         value = orjson.loads(line)
     except orjson.JSONDecodeError:
         return json_util.loads(line, json_options=_JSON_OPTIONS)
-    return _extended(value) if '"$' in line else value
+    # A key may start with "$" written as \u0024; only lines with neither are plain JSON.
+    return _extended(value) if '"$' in line or "\\u0024" in line else value
 
 
 def _extended(value: Any) -> Any:

@@ -118,16 +118,21 @@ class MongoSource:
                 cursor = self._db[collection].find(
                     {field: {"$in": chunk}}, projection, batch_size=len(chunk)
                 )
-                found: list[Doc] = await cursor.to_list(None)
+                try:
+                    found: list[Doc] = await cursor.to_list(None)
+                finally:
+                    await cursor.close()  # a cancelled look-up leaves no server cursor
                 return found
 
+        tasks = [asyncio.ensure_future(one(chunk)) for chunk in chunks]
         try:
-            async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(one(chunk)) for chunk in chunks]
-        except* PyMongoError as errors:
-            exc = errors.exceptions[0]
+            results = await asyncio.gather(*tasks)
+        except PyMongoError as exc:
             raise SourceUnavailable(f"look-up in {collection} failed: {exc}") from exc
-        return [doc for task in tasks for doc in task.result()]
+        finally:
+            for task in tasks:  # the first failure ends the others
+                task.cancel()
+        return [doc for found in results for doc in found]
 
     async def find_by_ids(
         self,

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from bson import ObjectId
 from pymongo import ASCENDING, MongoClient
 from pymongo.database import Database
 
@@ -33,6 +34,9 @@ HOSTILE = (
     "",
     "a" * 300,
 )
+
+
+HEX = "65f1c0ffee00000000000001"
 
 
 def _documents() -> list[Doc]:
@@ -98,16 +102,29 @@ def test_equality_includes_arrays_holding_the_value(database: Database[Doc]) -> 
 def test_in_on_id_and_on_an_indexed_field(database: Database[Doc]) -> None:
     ids = [f"id-{t}" for t in HOSTILE[::2]] + ["no-such-id", "plain"]
     found = {d["_id"] for d in database.docs.find({"_id": {"$in": ids}})}
-    assert found == {d["_id"] for d in _documents() if d["_id"] in set(ids)}
+    assert found == {d["_id"] for d in _documents() if d["_id"] in ids}
 
     entry_ids = {"e1", "e3", "e-x", "nope"}
     found = {d["_id"] for d in database.docs.find({"entryId": {"$in": sorted(entry_ids)}})}
     assert found == _expected(_documents(), "entryId", entry_ids)
 
 
+def test_a_string_id_never_matches_an_objectid_of_the_same_hex(database: Database[Doc]) -> None:
+    # FerretDB stores an ObjectID as its hex string (so the two cannot share a collection);
+    # a look-up by the string must still not return the ObjectID's document.
+    database.oids.insert_one({"_id": ObjectId(HEX), "kind": "objectid"})
+    assert list(database.oids.find({"_id": HEX})) == []
+    assert list(database.oids.find({"_id": {"$in": [HEX, "x"]}})) == []
+    assert [d["kind"] for d in database.oids.find({"_id": ObjectId(HEX)})] == ["objectid"]
+    mixed = database.oids.find({"_id": {"$in": [HEX, ObjectId(HEX)]}})
+    assert [d["kind"] for d in mixed] == ["objectid"]
+
+
 def test_documents_come_back_whole_and_projected(database: Database[Doc]) -> None:
     by_id = {d["_id"]: d for d in _documents()}
-    for doc in database.docs.find({"_id": {"$in": sorted(by_id)}}):
+    found = list(database.docs.find({"_id": {"$in": sorted(by_id)}}))
+    assert len(found) == len(by_id)
+    for doc in found:
         assert doc == by_id[doc["_id"]]
     projected = list(database.docs.find({"campaignId": HOSTILE[4]}, {"n": 1, "when": 1}))
     assert projected == [

@@ -71,3 +71,19 @@ async def test_closing_early_cancels_the_producer_and_closes_the_source() -> Non
     async with aclosing(read_ahead(endless(), 2)) as ahead:
         assert await anext(ahead) == 0
     assert cancelled.is_set()  # at once, not when the generator is collected
+
+
+async def test_a_producer_ended_by_a_base_exception_does_not_hang_the_consumer() -> None:
+    async def cancelled_inside() -> AsyncIterator[int]:
+        yield 1
+        raise asyncio.CancelledError  # e.g. a driver future cancelled under the source
+
+    got: list[int] = []
+
+    async def consume() -> None:
+        async for item in read_ahead(cancelled_inside(), 2):
+            got.append(item)
+
+    with pytest.raises(RuntimeError, match="stopped before the end"):
+        await asyncio.wait_for(consume(), timeout=5)
+    assert got == [1]
