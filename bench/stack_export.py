@@ -22,6 +22,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from dataclasses import asdict, dataclass
@@ -198,8 +199,6 @@ def _wait_ready(proc: subprocess.Popen[str], log: Any) -> tuple[str, float, floa
 
 
 def _drain(proc: subprocess.Popen[str], log: Any) -> None:
-    import threading
-
     def copy() -> None:
         assert proc.stdout is not None
         for line in proc.stdout:
