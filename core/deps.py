@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 Doc = dict[str, Any]
 
@@ -54,6 +54,36 @@ class DocumentSource(Protocol):
     async def count(self, collection: str, query: Mapping[str, Any]) -> int: ...
 
     async def ping(self) -> None: ...
+
+
+@runtime_checkable
+class RawDocumentSource(Protocol):
+    """A source that can also hand over the server's replies undecoded (BSON bytes).
+
+    Each item is one reply's documents, concatenated. The columnar engine decodes them
+    straight into typed columns; a source without these methods runs the row engine.
+    """
+
+    def find_raw(
+        self,
+        collection: str,
+        query: Mapping[str, Any],
+        *,
+        projection: Mapping[str, Any] | None = None,
+        batch_size: int = 1000,
+        sort: Sequence[tuple[str, int]] | None = None,
+    ) -> AsyncGenerator[bytes, None]: ...
+
+    async def find_in_raw(
+        self,
+        collection: str,
+        field: str,
+        values: Collection[str],
+        *,
+        projection: Mapping[str, Any] | None = None,
+    ) -> list[bytes]:
+        """The documents whose `field` is one of `values`, as BSON byte strings."""
+        ...
 
 
 class MultipartUpload(Protocol):

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     # MongoDB
     mongo_url: SecretStr = SecretStr("mongodb://127.0.0.1:27017/")
     mongo_database: str = "verifiedfan"
+    mongo_driver: Literal["pymongo", "motor"] = Field(
+        "pymongo", description="PyMongo's asyncio client, or motor (end of life 2026-05-14)"
+    )
     mongo_batch_size: int = Field(1000, ge=1, le=100_000)
     mongo_lookup_chunk_size: int = Field(
         250, ge=1, le=50_000, description="values per $in look-up of a join"
@@ -44,6 +47,9 @@ class Settings(BaseSettings):
     )
     mongo_read_ahead_batches: int = Field(
         4, ge=1, le=16, description="cursor batches read ahead of the engine"
+    )
+    export_engine: Literal["columnar", "rows"] = Field(
+        "columnar", description="columnar where a spec allows it, or the row engine for all"
     )
     export_pipeline_depth: int = Field(
         4, ge=1, le=16, description="joined batches waiting to be written"

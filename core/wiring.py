@@ -18,11 +18,12 @@ async def open_deps(settings: Settings, stack: AsyncExitStack) -> Deps:
     source = MongoSource.connect(
         settings.mongo_url.get_secret_value(),
         settings.mongo_database,
+        driver=settings.mongo_driver,
         lookup_chunk=settings.mongo_lookup_chunk_size,
         lookup_concurrency=settings.mongo_lookup_concurrency,
         read_ahead=settings.mongo_read_ahead_batches,
     )
-    stack.callback(source.close)
+    stack.push_async_callback(source.close)
     session = get_session()
     client = await stack.enter_async_context(
         session.create_client(

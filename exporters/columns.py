@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from exporters.joins import entry_locale
-from exporters.spec import Column, col
+from exporters.spec import Column, Either, col
 
 ENTRY_COLUMNS: tuple[Column, ...] = (
     col("entryId", "doc._id"),
@@ -14,7 +13,7 @@ ENTRY_COLUMNS: tuple[Column, ...] = (
     col("phone", "user.phone"),
     col("postalCode", "user.postalCode"),
     col("countryCode", "user.countryCode"),
-    col("locale", entry_locale),
+    col("locale", Either("doc.locale", "user.locale")),
     col("marketId", "marketId"),
     col("marketName", "market.name"),
     col("marketCity", "market.city"),
@@ -50,7 +49,7 @@ OPT_IN_COLUMNS: tuple[Column, ...] = (
     col("lastName", "user.lastName"),
     col("postalCode", "user.postalCode"),
     col("countryCode", "user.countryCode"),
-    col("locale", entry_locale),
+    col("locale", Either("doc.locale", "user.locale")),
     col("optInAt", "doc.createdAt"),
 )
 """artistOptIn, livenationOptIn: one row per opted-in entry."""

@@ -58,7 +58,8 @@ class ExclusionPass:
         user_id = self.user_id(row)
         if partition_of(user_id, self.partitions) != self.index:
             return False
-        return user_id not in self.ids
+        # Wave files hold text: a user id of another type (hostile data) is never listed.
+        return not isinstance(user_id, str) or user_id not in self.ids
 
 
 class Exclusion:

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from core.deps import Doc
-from exporters.spec import Join, Row
+from exporters.spec import Join, Row, RowTest
 
 USER_FIELDS = {
     "email": 1,
@@ -23,6 +23,7 @@ USER = Join(
     name="user",
     collection="users",
     key=lambda row: row["doc"].get("userId"),
+    key_path="doc.userId",
     projection=USER_FIELDS,
     required=True,
 )
@@ -32,6 +33,7 @@ ASSIGNED_USER = Join(
     name="user",
     collection="users",
     key=lambda row: row["doc"].get("assignedUserId"),
+    key_path="doc.assignedUserId",
     projection=USER_FIELDS,
     required=True,
 )
@@ -41,6 +43,7 @@ ASSIGNED_USER_IF_ANY = Join(
     name="user",
     collection="users",
     key=lambda row: row["doc"].get("assignedUserId"),
+    key_path="doc.assignedUserId",
     projection=USER_FIELDS,
     required_if_set=True,
 )
@@ -51,6 +54,7 @@ MARKET = Join(
     name="market",
     collection="markets",
     key=lambda row: row.get("marketId"),
+    key_path="marketId",
     cached=True,
 )
 """The market named by the row's `marketId`; a missing market leaves empty columns."""
@@ -59,6 +63,7 @@ ENTRY_OF_RECORD = Join(
     name="entry",
     collection="entries",
     key=lambda row: row["doc"].get("entryId"),
+    key_path="doc.entryId",
     projection={"optIns": 1, "locale": 1},
 )
 """The entry a scoring record belongs to (opt-ins, locale)."""
@@ -67,6 +72,7 @@ PROMOTER = Join(
     name="promoter",
     collection="promoters",
     key=lambda row: row.get("promoterId"),
+    key_path="promoterId",
     cached=True,
 )
 
@@ -106,17 +112,34 @@ def as_list(value: Any) -> list[Any]:
     return [] if value is None or isinstance(value, dict) else [value]
 
 
-def entry_markets(row: Row) -> Iterable[Row]:
-    """One row per market of an entry: the primary first, then each distinct additional one."""
-    entry = row["doc"]
-    primary = entry.get("marketId")
-    yield {**row, "marketId": primary, "isPrimaryMarket": True}
-    seen = {primary}
-    for market_id in as_list(entry.get("additionalMarketIds")):
-        if market_id is None or market_id in seen:
+def markets_of(primary: Any, additional: Any) -> list[Any]:
+    """An entry's markets: the primary first, then each distinct additional one."""
+    markets = [primary]
+    for market_id in as_list(additional):
+        # A list, not a set: a hostile id may be a document or a list, which cannot be hashed.
+        if market_id is None or market_id in markets:
             continue
-        seen.add(market_id)
-        yield {**row, "marketId": market_id, "isPrimaryMarket": False}
+        markets.append(market_id)
+    return markets
+
+
+class EntryMarkets:
+    """The expansion to one row per market of an entry (`marketId`, `isPrimaryMarket`).
+
+    `reads` names the entry fields it depends on, so that the columnar engine can compute the
+    same markets with `markets_of` from its columns.
+    """
+
+    reads = ("marketId", "additionalMarketIds")
+
+    def __call__(self, row: Row) -> Iterable[Row]:
+        entry = row["doc"]
+        markets = markets_of(entry.get("marketId"), entry.get("additionalMarketIds"))
+        for index, market_id in enumerate(markets):
+            yield {**row, "marketId": market_id, "isPrimaryMarket": index == 0}
+
+
+entry_markets = EntryMarkets()
 
 
 def entry_promoters(row: Row) -> Iterable[Row]:
@@ -137,12 +160,10 @@ def entry_locale(row: Row) -> object:
     return ((entry or {}).get("locale")) or (row.get("user") or {}).get("locale")
 
 
-def opted_in(*flags: str) -> Any:
-    """A row filter: the row's entry (or the entry itself) has any of these opt-ins."""
+def _any_true(*values: Any) -> bool:
+    return any(value is True for value in values)
 
-    def check(row: Row) -> bool:
-        entry = row.get("entry") if "entry" in row else row["doc"]
-        opt_ins = (entry or {}).get("optIns")
-        return isinstance(opt_ins, dict) and any(opt_ins.get(flag) is True for flag in flags)
 
-    return check
+def opted_in(*flags: str, of: str = "entry") -> RowTest:
+    """A row filter: the document `of` (a join, or "doc") has any of these opt-ins set to true."""
+    return RowTest(tuple(f"{of}.optIns.{flag}" for flag in flags), _any_true)

@@ -98,6 +98,12 @@ class SingleCsv:
             await self._sink.write(encode_rows(self._cells(rows)))
             self.rows_written += len(rows)
 
+    async def write_encoded(self, data: bytes, rows: int) -> None:
+        """CSV lines the columnar engine encoded, holding `rows` rows."""
+        if rows:
+            await self._sink.write(data)
+            self.rows_written += rows
+
     async def close(self) -> list[StoredObject]:
         return [await self._sink.close()]
 

@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
-from core.deps import Doc, DocumentSource, ObjectStore
+from core.deps import Doc, DocumentSource, ObjectStore, RawDocumentSource
 from core.errors import CampaignNotFound, InvalidParams, NoMarketsFound
 from core.models import StoredObject
 from core.read_ahead import read_ahead
 from core.settings import Settings
+from exporters.columnar import ColumnarBatches, ColumnarPlan, EncodedBatch, plan_or_reason
 from exporters.exclusions import Exclusion, ExclusionPass
-from exporters.outputs import OutputOptions, open_output
+from exporters.outputs import Output, OutputOptions, SingleCsv, open_output
 from exporters.outputs import planned_keys as planned_keys
 from exporters.outputs import staging_prefix as staging_prefix
 from exporters.rows import RowBuilder, grouped
@@ -42,6 +44,9 @@ class RunOptions:
     staging_buffer_bytes: int = 16 * 1024 * 1024
     exclusion_max_ids: int = 1_000_000
     pipeline_depth: int = 4
+    # "columnar" runs every spec the columnar engine can (the others on rows); "rows" runs all
+    # on the row engine, the reference.
+    engine: Literal["columnar", "rows"] = "columnar"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RunOptions:
@@ -58,6 +63,7 @@ class RunOptions:
             staging_buffer_bytes=settings.zip_staging_buffer_bytes,
             exclusion_max_ids=settings.exclusion_max_ids_per_pass,
             pipeline_depth=settings.export_pipeline_depth,
+            engine=settings.export_engine,
         )
 
 
@@ -153,8 +159,41 @@ async def run_export(
         staging_buffer_bytes=options.staging_buffer_bytes,
     )
     output = await open_output(spec, ctx, store, output_options)
-    builder = RowBuilder(spec, ctx, source)
     progress = _Progress(on_progress, options)
+    plan = _plan(spec) if options.engine == "columnar" else None
+    if (
+        isinstance(plan, ColumnarPlan)
+        and isinstance(source, RawDocumentSource)
+        and isinstance(output, SingleCsv)
+    ):
+        columnar = ColumnarBatches(plan, ctx, source, source)
+        try:
+            async with aclosing(
+                source.find_raw(
+                    spec.source.collection,
+                    spec.source.query(ctx),
+                    batch_size=options.batch_size,
+                    sort=spec.source.sort or None,
+                )
+            ) as replies:
+                encoded = _encoded(replies, columnar)
+                async with aclosing(
+                    read_ahead(encoded, options.pipeline_depth, name="export-columnar")
+                ) as batches:
+                    async for batch in batches:
+                        await output.write_encoded(batch.data, batch.rows)
+                        await progress.maybe_report(output.rows_written, columnar.skipped)
+            objects = await output.close()
+        except BaseException:
+            await _abort(output, ctx)
+            raise
+        return ExportResult(
+            bucket=bucket,
+            objects=tuple(objects),
+            row_count=output.rows_written,
+            skipped_count=columnar.skipped,
+        )
+    builder = RowBuilder(spec, ctx, source)
     try:
         async for one_pass in _passes(spec, ctx, store, options):
             keep = None if one_pass is None else one_pass.keep
@@ -182,11 +221,7 @@ async def run_export(
                         await asyncio.sleep(0)
         objects = await output.close()
     except BaseException:
-        try:
-            await asyncio.shield(output.abort())
-        except Exception:
-            # The export's own error is what the caller must see; the abort failure is logged.
-            logger.exception("aborting the outputs of export %s failed", ctx.export_id)
+        await _abort(output, ctx)
         raise
     return ExportResult(
         bucket=bucket,
@@ -194,6 +229,26 @@ async def run_export(
         row_count=output.rows_written,
         skipped_count=builder.skipped,
     )
+
+
+async def _abort(output: Output, ctx: ExportContext) -> None:
+    try:
+        await asyncio.shield(output.abort())
+    except Exception:
+        # The export's own error is what the caller must see; the abort failure is logged.
+        logger.exception("aborting the outputs of export %s failed", ctx.export_id)
+
+
+@functools.cache
+def _plan(spec: ExportSpec) -> ColumnarPlan | str:
+    return plan_or_reason(spec)
+
+
+async def _encoded(
+    replies: AsyncIterator[bytes], columnar: ColumnarBatches
+) -> AsyncGenerator[EncodedBatch, None]:
+    async for raw in replies:
+        yield await columnar.encode(raw)
 
 
 async def _joined(

@@ -73,6 +73,8 @@ class Join:
     collection: str
     key: Callable[[Row], Any]
     field: str = "_id"
+    # The dotted path `key` reads ("doc.userId", "marketId"): what the columnar engine joins on.
+    key_path: str | None = None
     projection: Mapping[str, Any] | None = None
     required: bool = False
     required_if_set: bool = False
@@ -107,6 +109,41 @@ def path(dotted: str) -> Callable[[Row], Any]:
         return value
 
     return read
+
+
+@dataclass(frozen=True)
+class RowTest:
+    """A row filter declared as a test of the values at some dotted paths of the row.
+
+    Both engines read the same paths (the row engine from the row, the columnar engine from
+    its columns) and apply the same `test`, so a filter has one definition.
+    """
+
+    paths: tuple[str, ...]
+    test: Callable[..., bool]
+    _readers: tuple[Callable[[Row], Any], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_readers", tuple(path(p) for p in self.paths))
+
+    def __call__(self, row: Row) -> bool:
+        return self.test(*(read(row) for read in self._readers))
+
+
+@dataclass(frozen=True)
+class Either:
+    """A cell's value: the value at `first` when it is truthy, else the value at `second`."""
+
+    first: str
+    second: str
+    _readers: tuple[Callable[[Row], Any], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_readers", (path(self.first), path(self.second)))
+
+    def __call__(self, row: Row) -> Any:
+        first, second = self._readers
+        return first(row) or second(row)
 
 
 def col(name: str, source: str | Callable[[Row], Any]) -> Column:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import copy
 from collections.abc import AsyncGenerator, AsyncIterator, Collection, Mapping, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
+
+import bson
 
 from core.deps import Doc
 from core.errors import SourceUnavailable, UploadFailed
@@ -40,6 +43,18 @@ def matches(doc: Mapping[str, Any], query: Mapping[str, Any]) -> bool:
     return True
 
 
+def _sort_key(value: Any) -> tuple[int, str]:
+    # MongoDB orders missing/null first, then numbers, then strings, then the other types;
+    # within a type any fixed order does for the tests (consecutive equal values).
+    if value is None:
+        return (0, "")
+    if isinstance(value, str):
+        return (2, value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return (1, f"{float(value):+030.6f}")
+    return (3, repr(value))
+
+
 @dataclass
 class InMemorySource:
     """A DocumentSource over dicts; records its queries so tests can see N+1 patterns."""
@@ -64,8 +79,7 @@ class InMemorySource:
         self.finds.append((collection, dict(query)))
         docs = [copy.deepcopy(d) for d in self.collections.get(collection, []) if matches(d, query)]
         for field_name, direction in reversed(sort or ()):
-            # MongoDB orders missing/null before strings
-            docs.sort(key=lambda d: (_get(d, field_name) is not None, _get(d, field_name) or ""))
+            docs.sort(key=lambda d: _sort_key(_get(d, field_name)))
             if direction < 0:
                 docs.reverse()
         self.open_cursors += 1
@@ -78,6 +92,34 @@ class InMemorySource:
                 yield docs[start : start + batch_size]
         finally:
             self.closed_cursors += 1
+
+    async def find_raw(
+        self,
+        collection: str,
+        query: Mapping[str, Any],
+        *,
+        projection: Mapping[str, Any] | None = None,
+        batch_size: int = 1000,
+        sort: Sequence[tuple[str, int]] | None = None,
+    ) -> AsyncGenerator[bytes, None]:
+        """The same batches as `find`, as the BSON bytes a server's reply holds."""
+        batches = self.find(
+            collection, query, projection=projection, batch_size=batch_size, sort=sort
+        )
+        async with aclosing(batches):
+            async for batch in batches:
+                yield b"".join(bson.encode(doc) for doc in batch)
+
+    async def find_in_raw(
+        self,
+        collection: str,
+        field: str,
+        values: Collection[str],
+        *,
+        projection: Mapping[str, Any] | None = None,
+    ) -> list[bytes]:
+        docs = await self.find_in(collection, field, values, projection=projection)
+        return [b"".join(bson.encode(doc) for doc in docs)]
 
     async def find_by_ids(
         self,
@@ -107,7 +149,7 @@ class InMemorySource:
         return [
             copy.deepcopy(d)
             for d in self.collections.get(collection, [])
-            if _get(d, field) in wanted
+            if isinstance(_get(d, field), str) and _get(d, field) in wanted
         ]
 
     async def find_one(self, collection: str, query: Mapping[str, Any]) -> Doc | None:

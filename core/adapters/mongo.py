@@ -1,4 +1,9 @@
-"""DocumentSource over motor: the only module that imports the MongoDB driver."""
+"""DocumentSource over MongoDB: the only module that imports a MongoDB driver.
+
+PyMongo's own asyncio client (`AsyncMongoClient`) is the default; motor, which reached end of
+life on 2026-05-14, stays selectable (`MONGO_DRIVER=motor`). Both expose the same collection
+API, so everything below the client is shared.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +11,34 @@ import asyncio
 import datetime as dt
 from collections.abc import AsyncGenerator, Collection, Mapping, Sequence
 from contextlib import aclosing
-from typing import Any
+from typing import Any, Literal
 
-from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorDatabase
+from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
 from core.deps import Doc
 from core.errors import SourceUnavailable
 from core.read_ahead import read_ahead
 
+MongoDriver = Literal["pymongo", "motor"]
+MONGO_DRIVERS: tuple[MongoDriver, ...] = ("pymongo", "motor")
+
+
+def _open_client(driver: MongoDriver, url: str) -> Any:
+    options: dict[str, Any] = {
+        "tz_aware": True,
+        "tzinfo": dt.UTC,
+        "serverSelectionTimeoutMS": 10_000,
+    }
+    if driver == "motor":
+        from motor.motor_asyncio import AsyncIOMotorClient  # selectable, not imported otherwise
+
+        return AsyncIOMotorClient(url, **options)
+    return AsyncMongoClient(url, **options)
+
 
 class MongoSource:
-    """Reads campaign data with motor; translates driver errors to SourceUnavailable.
+    """Reads campaign data; translates driver errors to SourceUnavailable.
 
     Look-ups by a list of values are split into chunks of `lookup_chunk` values sent up to
     `lookup_concurrency` at a time: a server (FerretDB) that matches `$in` by comparing each
@@ -29,15 +50,18 @@ class MongoSource:
 
     def __init__(
         self,
-        client: AsyncIOMotorClient[Doc],
+        client: Any,
         database: str,
         *,
+        driver: MongoDriver = "pymongo",
         lookup_chunk: int = 250,
         lookup_concurrency: int = 4,
         read_ahead: int = 4,
     ) -> None:
         self._client = client
-        self._db: AsyncIOMotorDatabase[Doc] = client[database]
+        self._driver = driver
+        # Typed as Any: the two drivers' database objects share an API but no base class.
+        self._db: Any = client[database]
         self._lookup_chunk = lookup_chunk
         self._lookup_concurrency = lookup_concurrency
         self._read_ahead = read_ahead
@@ -48,23 +72,28 @@ class MongoSource:
         url: str,
         database: str,
         *,
+        driver: MongoDriver = "pymongo",
         lookup_chunk: int = 250,
         lookup_concurrency: int = 4,
         read_ahead: int = 4,
     ) -> MongoSource:
-        client: AsyncIOMotorClient[Doc] = AsyncIOMotorClient(
-            url, tz_aware=True, tzinfo=dt.UTC, serverSelectionTimeoutMS=10_000
-        )
         return cls(
-            client,
+            _open_client(driver, url),
             database,
+            driver=driver,
             lookup_chunk=lookup_chunk,
             lookup_concurrency=lookup_concurrency,
             read_ahead=read_ahead,
         )
 
-    def close(self) -> None:
-        self._client.close()
+    @property
+    def driver(self) -> MongoDriver:
+        return self._driver
+
+    async def close(self) -> None:
+        closed = self._client.close()  # a coroutine for PyMongo's client, None for motor's
+        if closed is not None:
+            await closed
 
     async def find(
         self,
@@ -97,6 +126,48 @@ class MongoSource:
         finally:
             await cursor.close()
 
+    async def find_raw(
+        self,
+        collection: str,
+        query: Mapping[str, Any],
+        *,
+        projection: Mapping[str, Any] | None = None,
+        batch_size: int = 1000,
+        sort: Sequence[tuple[str, int]] | None = None,
+    ) -> AsyncGenerator[bytes, None]:
+        cursor = self._db[collection].find_raw_batches(
+            dict(query), projection, batch_size=batch_size
+        )
+        if sort:
+            cursor = cursor.sort(list(sort))
+
+        async def batches() -> AsyncGenerator[bytes, None]:
+            try:
+                async for raw in cursor:
+                    yield raw
+            except PyMongoError as exc:
+                raise SourceUnavailable(f"reading {collection} failed: {exc}") from exc
+
+        try:
+            async with aclosing(
+                read_ahead(batches(), self._read_ahead, name=f"read-raw-{collection}")
+            ) as ahead:
+                async for raw in ahead:
+                    if raw:
+                        yield raw
+        finally:
+            await cursor.close()
+
+    async def find_in_raw(
+        self,
+        collection: str,
+        field: str,
+        values: Collection[str],
+        *,
+        projection: Mapping[str, Any] | None = None,
+    ) -> list[bytes]:
+        return await self._chunked(collection, field, values, projection, raw=True)
+
     async def _lookup(
         self,
         collection: str,
@@ -104,6 +175,19 @@ class MongoSource:
         values: Collection[str],
         projection: Mapping[str, Any] | None,
     ) -> list[Doc]:
+        found: list[list[Doc]] = await self._chunked(collection, field, values, projection)
+        return [doc for docs in found for doc in docs]
+
+    async def _chunked(
+        self,
+        collection: str,
+        field: str,
+        values: Collection[str],
+        projection: Mapping[str, Any] | None,
+        *,
+        raw: bool = False,
+    ) -> list[Any]:
+        """One result per chunk of values: a list of documents, or the raw reply bytes."""
         wanted = list(dict.fromkeys(values))
         chunks = [
             wanted[start : start + self._lookup_chunk]
@@ -111,18 +195,17 @@ class MongoSource:
         ]
         limit = asyncio.Semaphore(self._lookup_concurrency)
 
-        async def one(chunk: list[str]) -> list[Doc]:
+        async def one(chunk: list[str]) -> Any:
             async with limit:
                 # One reply per chunk: without a batch size the server sends 101 documents
                 # and the rest after a getMore round trip.
-                cursor = self._db[collection].find(
-                    {field: {"$in": chunk}}, projection, batch_size=len(chunk)
-                )
+                find = self._db[collection].find_raw_batches if raw else self._db[collection].find
+                cursor = find({field: {"$in": chunk}}, projection, batch_size=len(chunk))
                 try:
-                    found: list[Doc] = await cursor.to_list(None)
+                    found: list[Any] = await cursor.to_list(None)
                 finally:
                     await cursor.close()  # a cancelled look-up leaves no server cursor
-                return found
+                return b"".join(found) if raw else found
 
         tasks = [asyncio.ensure_future(one(chunk)) for chunk in chunks]
         try:
@@ -132,7 +215,7 @@ class MongoSource:
         finally:
             for task in tasks:  # the first failure ends the others
                 task.cancel()
-        return [doc for found in results for doc in found]
+        return list(results)
 
     async def find_by_ids(
         self,
@@ -155,7 +238,8 @@ class MongoSource:
 
     async def find_one(self, collection: str, query: Mapping[str, Any]) -> Doc | None:
         try:
-            return await self._db[collection].find_one(dict(query))
+            found: Doc | None = await self._db[collection].find_one(dict(query))
+            return found
         except PyMongoError as exc:
             raise SourceUnavailable(f"reading {collection} failed: {exc}") from exc
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from exporters.joins import MARKET, USER
 from exporters.naming import campaign_file_name
-from exporters.spec import CsvFile, ExportSpec, Find, Row, col
+from exporters.spec import CsvFile, ExportSpec, Find, RowTest, col
 
 
-def _has_phone(row: Row) -> bool:
-    phone = row["user"].get("phone")
+def _is_phone(phone: object) -> bool:
     return isinstance(phone, str) and bool(phone.strip())
+
+
+_has_phone = RowTest(("user.phone",), _is_phone)
 
 
 SPEC = ExportSpec(

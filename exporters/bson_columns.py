@@ -1,0 +1,241 @@
+"""Raw BSON batches to typed columns, with a byte-level guard for what Arrow cannot type.
+
+pymongoarrow decodes a server reply straight into Arrow arrays of a declared type, without
+a Python object per value. What it does with a value of another type is not what the row
+engine does (with `allow_invalid` a string field holding an integer becomes null, a list
+field holding a lone string becomes an empty list), so every document that holds such a
+value is found first, from its bytes, and marked *suspect*: the engine computes its rows
+with the reference row rules from the document as the driver decodes it.
+
+The guard: a BSON element is its type byte, its name and a NUL, then the value. For every
+field read, a regular expression over the whole reply finds the elements of that name whose
+type byte is not one the declared type allows (null always is). A match can also be a
+longer name ending in the same letters or bytes inside a value; such a document is merely
+suspect for nothing. A wrongly typed value cannot hide, because its own element matches.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import enum
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import bson
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+from bson.codec_options import CodecOptions
+from pymongoarrow.context import PyMongoArrowContext
+from pymongoarrow.schema import Schema
+
+from core.deps import Doc
+
+
+class FieldType(enum.Enum):
+    """The type a field is read as on the fast path; any other value makes a document suspect."""
+
+    STR = "str"
+    BOOL = "bool"
+    DATE = "date"
+    INT = "int"
+    FLOAT = "float"
+    STR_LIST = "str_list"
+
+
+_ARROW_TYPES: dict[FieldType, pa.DataType] = {
+    FieldType.STR: pa.string(),
+    FieldType.BOOL: pa.bool_(),
+    FieldType.DATE: pa.timestamp("ms"),
+    FieldType.INT: pa.int64(),
+    FieldType.FLOAT: pa.float64(),
+    FieldType.STR_LIST: pa.list_(pa.string()),
+}
+_NULL = b"\x0a"
+_DOCUMENT = b"\x03"
+_ALLOWED_TYPE_BYTES: dict[FieldType, bytes] = {
+    FieldType.STR: b"\x02",
+    FieldType.BOOL: b"\x08",
+    FieldType.DATE: b"\x09",
+    FieldType.INT: b"\x10\x12",  # int32, int64: a double would be truncated
+    FieldType.FLOAT: b"\x01",  # a double only: an integer would gain a ".0"
+    FieldType.STR_LIST: b"\x04",
+}
+# Python's datetime (what the driver decodes to) holds years 1 to 9999 only.
+_MIN_MS = int((dt.datetime(1, 1, 1, tzinfo=dt.UTC).timestamp()) * 1000)
+_MAX_MS = int((dt.datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=dt.UTC).timestamp()) * 1000)
+
+# The options the MongoDB adapter gives its clients: documents decode as the row engine sees them.
+DRIVER_CODEC_OPTIONS: CodecOptions[Doc] = CodecOptions(tz_aware=True, tzinfo=dt.UTC)
+_ARROW_CODEC_OPTIONS: CodecOptions[Doc] = CodecOptions()
+
+
+def _guard(name: str, allowed: bytes) -> re.Pattern[bytes]:
+    return re.compile(
+        b"[^" + re.escape(allowed + _NULL) + b"]" + re.escape(name.encode()) + b"\x00"
+    )
+
+
+@dataclass(frozen=True)
+class BatchSchema:
+    """The fields one collection is read with: dotted paths to their types."""
+
+    fields: Mapping[str, FieldType]
+    _schema: Schema = field(init=False, repr=False, compare=False)
+    _guards: tuple[re.Pattern[bytes], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        tops: dict[str, Any] = {}
+        guards: dict[tuple[str, bytes], re.Pattern[bytes]] = {}
+        for dotted, kind in self.fields.items():
+            parts = dotted.split(".")
+            if len(parts) > 2:
+                raise ValueError(f"{dotted}: the fast path reads at most one level of nesting")
+            if len(parts) == 2:
+                children = tops.setdefault(parts[0], {})
+                if not isinstance(children, dict):
+                    raise ValueError(f"{parts[0]} is read both as a value and as a document")
+                children[parts[1]] = _ARROW_TYPES[kind]
+                guards[(parts[0], _DOCUMENT)] = _guard(parts[0], _DOCUMENT)
+            else:
+                if isinstance(tops.get(parts[0]), dict):
+                    raise ValueError(f"{parts[0]} is read both as a value and as a document")
+                tops[parts[0]] = _ARROW_TYPES[kind]
+            allowed = _ALLOWED_TYPE_BYTES[kind]
+            guards[(parts[-1], allowed)] = _guard(parts[-1], allowed)
+        arrow = {
+            name: pa.struct(list(kind.items())) if isinstance(kind, dict) else kind
+            for name, kind in tops.items()
+        }
+        object.__setattr__(self, "_schema", Schema(arrow))
+        object.__setattr__(self, "_guards", tuple(guards.values()))
+
+    def decode(self, raw: bytes) -> TypedBatch:
+        context = PyMongoArrowContext(
+            self._schema, codec_options=_ARROW_CODEC_OPTIONS, allow_invalid=True
+        )
+        context.process_bson_stream(raw)
+        table: pa.Table = context.finish()
+        offsets = document_offsets(raw)
+        suspect: set[int] = set()
+        for guard in self._guards:
+            for match in guard.finditer(raw):
+                suspect.add(bisect.bisect_right(offsets, match.start()) - 1)
+        columns: dict[str, pa.Array] = {}
+        for dotted, kind in self.fields.items():
+            top, _, child = dotted.partition(".")
+            array = table.column(top).combine_chunks()
+            if child:
+                array = pc.struct_field(array, child)
+            columns[dotted] = array
+            suspect.update(_untypable(array, kind))
+            if kind is FieldType.FLOAT:
+                suspect.update(_nan_documents(raw, offsets, array, child or top))
+        return TypedBatch(raw, offsets, columns, self.fields, frozenset(suspect))
+
+
+def _untypable(array: pa.Array, kind: FieldType) -> Iterable[int]:
+    """Documents whose value has the right BSON type but does not fit the fast path."""
+    if kind is FieldType.DATE:
+        millis = pc.cast(array, pa.int64())
+        outside = pc.or_(pc.less(millis, _MIN_MS), pc.greater(millis, _MAX_MS))
+        return pc.indices_nonzero(pc.fill_null(outside, False)).to_pylist()  # type: ignore[no-any-return]
+    if kind is FieldType.STR_LIST:
+        # An item of another type decodes as null, as does a null item: both go the slow way.
+        items_null = pc.is_null(pc.list_flatten(array))
+        parents = pc.list_parent_indices(array)
+        return set(pc.filter(parents, items_null).to_pylist())
+    return ()
+
+
+def _nan_documents(raw: bytes, offsets: Sequence[int], array: pa.Array, name: str) -> set[int]:
+    # pymongoarrow reads a NaN double as null; the row engine writes "nan".
+    element = b"\x01" + name.encode() + b"\x00"
+    nulls = pc.indices_nonzero(pc.is_null(array)).to_pylist()
+    return {i for i in nulls if raw.find(element, offsets[i], offsets[i + 1]) >= 0}
+
+
+def document_offsets(raw: bytes) -> list[int]:
+    """Where each document of a reply starts, and the end of the last one."""
+    offsets = [0]
+    position, end = 0, len(raw)
+    view = memoryview(raw)
+    while position < end:
+        position += int.from_bytes(view[position : position + 4], "little")
+        offsets.append(position)
+    if position != end:
+        raise bson.errors.InvalidBSON("a reply's documents do not add up to its length")
+    return offsets
+
+
+@dataclass(frozen=True)
+class TypedBatch:
+    """One reply's documents as typed columns, plus the documents they cannot stand for."""
+
+    raw: bytes
+    offsets: Sequence[int]
+    columns: Mapping[str, pa.Array]
+    fields: Mapping[str, FieldType]
+    suspect: frozenset[int]
+    _docs: dict[int, Doc] = field(default_factory=dict, repr=False, compare=False)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def doc(self, index: int) -> Doc:
+        """Document `index` as the driver decodes it (kept: a suspect row may need it twice)."""
+        found = self._docs.get(index)
+        if found is None:
+            start, end = self.offsets[index], self.offsets[index + 1]
+            found = bson.decode(self.raw[start:end], codec_options=DRIVER_CODEC_OPTIONS)
+            self._docs[index] = found
+        return found
+
+    def values(self, dotted: str) -> list[Any]:
+        """Python values of a STR, BOOL or STR_LIST field; suspect documents read as decoded."""
+        values: list[Any] = self.columns[dotted].to_pylist()
+        if self.suspect:
+            parts = dotted.split(".")
+            for index in self.suspect:
+                values[index] = read_path(self.doc(index), parts)
+        return values
+
+    def formatted(self, dotted: str) -> pl.Series:
+        """The field's cells (null for ''); rows of suspect documents are to be replaced."""
+        return format_column(self.columns[dotted], self.fields[dotted])
+
+
+def read_path(doc: Any, parts: Sequence[str]) -> Any:
+    """The row rule for a dotted path: a missing step, or one that is not a document, is None."""
+    value = doc
+    try:
+        for part in parts:
+            value = value.get(part)
+    except AttributeError:
+        return None
+    return value
+
+
+def format_column(array: pa.Array, kind: FieldType) -> pl.Series:
+    """Cells of typed values, by the rules of exporters.formatting.format_cell."""
+    series = pl.Series(pl.from_arrow(array))
+    if kind is FieldType.STR:
+        return series
+    if kind is FieldType.BOOL:
+        frame = pl.DataFrame({"v": series})
+        return frame.select(
+            pl.when(pl.col("v")).then(pl.lit("true")).when(~pl.col("v")).then(pl.lit("false"))
+        ).to_series()
+    if kind is FieldType.DATE:
+        return series.dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if kind is FieldType.INT:
+        return series.cast(pl.String)
+    if kind is FieldType.FLOAT:
+        # Python's repr is the rule (shortest round trip, "1e-05"); polars writes "1e-5".
+        return pl.Series(
+            [None if v is None else repr(v) for v in series.to_list()], dtype=pl.String
+        )
+    return series.list.join(";")
