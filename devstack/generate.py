@@ -21,7 +21,14 @@ import orjson
 
 from devstack.demo import blank_optional_fields
 
-__all__ = ["BIG_CAMPAIGN_ID", "GENERATOR_VERSION", "GeneratedCounts", "write_generated_dataset"]
+__all__ = [
+    "BIG_CAMPAIGN_ID",
+    "COLLECTIONS",
+    "GENERATOR_VERSION",
+    "GeneratedCounts",
+    "generated_documents",
+    "write_generated_dataset",
+]
 
 # Part of the name of cached datasets (bench/stack_export.py): bump it when the output changes.
 GENERATOR_VERSION = 2
@@ -166,10 +173,11 @@ def _entries(rng: random.Random, users: int) -> Iterator[tuple[str, Doc]]:
             yield campaign_id, _entry(rng, n, campaign_id, users, markets)
 
 
-def _write_scoring_and_code(writers: dict[str, _Writer], n: int, entry: Doc) -> None:
+def _scoring_and_code(n: int, entry: Doc) -> Iterator[tuple[str, Doc]]:
     """The n-th entry of the big campaign: most are scored, every third has a code."""
     if n % 6 != 0:
-        writers["scoring"].write(
+        yield (
+            "scoring",
             {
                 "_id": f"s{n:08d}",
                 "campaignId": entry["campaignId"],
@@ -181,7 +189,7 @@ def _write_scoring_and_code(writers: dict[str, _Writer], n: int, entry: Doc) -> 
                 "tier": ("gold", "silver", "bronze")[n % 3],
                 "verified": entry["verified"],
                 "selected": n % 3 == 0,
-            }
+            },
         )
     if n % 3 != 0:
         return
@@ -201,41 +209,53 @@ def _write_scoring_and_code(writers: dict[str, _Writer], n: int, entry: Doc) -> 
             "waveId": f"wave-{n % 4}",
             "assignedAt": _CREATED + timedelta(days=30, seconds=n),
         }
-    writers["codes"].write(code)
+    yield "codes", code
+
+
+COLLECTIONS = ("campaigns", "markets", "promoters", "users", "entries", "scoring", "codes")
+
+
+def generated_documents(*, users: int, seed: int = 1) -> Iterator[tuple[str, Doc]]:
+    """The dataset of `users` users as (collection, document), in the order they are written."""
+    if users < 10:
+        raise ValueError("users must be at least 10")
+    rng = random.Random(seed)  # noqa: S311 - test data, not secrets
+    for campaign_id in (BIG_CAMPAIGN_ID, *_SMALL_CAMPAIGNS):
+        yield (
+            "campaigns",
+            {
+                "_id": campaign_id,
+                "name": f'Tour "{campaign_id}" / 2026, Ünïcode 🎤',
+                "artist": "The Generated Band",
+                "createdAt": _CREATED,
+            },
+        )
+        for market in _markets(campaign_id, 12 if campaign_id == BIG_CAMPAIGN_ID else 3):
+            yield "markets", market
+    for i in range(3):
+        yield "promoters", {"_id": f"promoter-{i}", "name": f"Promoter, {i} & Co"}
+    for i in range(users):
+        yield "users", _user(rng, i)
+    big_entries = 0
+    for campaign_id, entry in _entries(rng, users):
+        yield "entries", entry
+        if campaign_id == BIG_CAMPAIGN_ID:
+            big_entries += 1
+            yield from _scoring_and_code(big_entries, entry)
 
 
 def write_generated_dataset(directory: Path, *, users: int, seed: int = 1) -> GeneratedCounts:
     """Write `<collection>.jsonl` files for `users` users into `directory`."""
     if users < 10:
         raise ValueError("users must be at least 10")
-    rng = random.Random(seed)  # noqa: S311 - test data, not secrets
     directory.mkdir(parents=True, exist_ok=True)
-    writers = {
-        name: _Writer(directory / f"{name}.jsonl")
-        for name in ("campaigns", "markets", "promoters", "users", "entries", "scoring", "codes")
-    }
+    writers = {name: _Writer(directory / f"{name}.jsonl") for name in COLLECTIONS}
+    big_entries = 0
     try:
-        for campaign_id in (BIG_CAMPAIGN_ID, *_SMALL_CAMPAIGNS):
-            writers["campaigns"].write(
-                {
-                    "_id": campaign_id,
-                    "name": f'Tour "{campaign_id}" / 2026, Ünïcode 🎤',
-                    "artist": "The Generated Band",
-                    "createdAt": _CREATED,
-                }
-            )
-            for market in _markets(campaign_id, 12 if campaign_id == BIG_CAMPAIGN_ID else 3):
-                writers["markets"].write(market)
-        for i in range(3):
-            writers["promoters"].write({"_id": f"promoter-{i}", "name": f"Promoter, {i} & Co"})
-        for i in range(users):
-            writers["users"].write(_user(rng, i))
-        big_entries = 0
-        for campaign_id, entry in _entries(rng, users):
-            writers["entries"].write(entry)
-            if campaign_id == BIG_CAMPAIGN_ID:
+        for collection, doc in generated_documents(users=users, seed=seed):
+            writers[collection].write(doc)
+            if collection == "entries" and doc["campaignId"] == BIG_CAMPAIGN_ID:
                 big_entries += 1
-                _write_scoring_and_code(writers, big_entries, entry)
     finally:
         for writer in writers.values():
             writer.close()

@@ -7,19 +7,21 @@ field holding a lone string becomes an empty list), so every document that holds
 value is found first, from its bytes, and marked *suspect*: the engine computes its rows
 with the reference row rules from the document as the driver decodes it.
 
-The guard: a BSON element is its type byte, its name and a NUL, then the value. For every
-field read, a regular expression over the whole reply finds the elements of that name whose
-type byte is not one the declared type allows (null always is). A match can also be a
-longer name ending in the same letters or bytes inside a value; such a document is merely
-suspect for nothing. A wrongly typed value cannot hide, because its own element matches.
+The guard: a BSON element is its type byte, its name and a NUL, then the value. pymongoarrow
+reads a value of another type as null for strings, booleans and dates, as an empty list for
+lists, and converts it for numbers. So the documents to look at are those with a null (or an
+empty list) in a column, and for numbers every document of a reply whose count of elements
+of that name with an allowed type byte is not the count of all elements of that name. In
+each, the element's type byte decides: any type but the declared one (or null) makes the
+document suspect. An element of the same name nested deeper, or those bytes inside a value,
+can only make a document suspect for nothing; a wrongly typed value cannot hide, because its
+own element is there.
 """
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
 import enum
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,23 +75,15 @@ DRIVER_CODEC_OPTIONS: CodecOptions[Doc] = CodecOptions(tz_aware=True, tzinfo=dt.
 _ARROW_CODEC_OPTIONS: CodecOptions[Doc] = CodecOptions()
 
 
-def _guard(name: str, allowed: bytes) -> re.Pattern[bytes]:
-    return re.compile(
-        b"[^" + re.escape(allowed + _NULL) + b"]" + re.escape(name.encode()) + b"\x00"
-    )
-
-
 @dataclass(frozen=True)
 class BatchSchema:
     """The fields one collection is read with: dotted paths to their types."""
 
     fields: Mapping[str, FieldType]
     _schema: Schema = field(init=False, repr=False, compare=False)
-    _guards: tuple[re.Pattern[bytes], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         tops: dict[str, Any] = {}
-        guards: dict[tuple[str, bytes], re.Pattern[bytes]] = {}
         for dotted, kind in self.fields.items():
             parts = dotted.split(".")
             if len(parts) > 2:
@@ -99,19 +93,15 @@ class BatchSchema:
                 if not isinstance(children, dict):
                     raise ValueError(f"{parts[0]} is read both as a value and as a document")
                 children[parts[1]] = _ARROW_TYPES[kind]
-                guards[(parts[0], _DOCUMENT)] = _guard(parts[0], _DOCUMENT)
             else:
                 if isinstance(tops.get(parts[0]), dict):
                     raise ValueError(f"{parts[0]} is read both as a value and as a document")
                 tops[parts[0]] = _ARROW_TYPES[kind]
-            allowed = _ALLOWED_TYPE_BYTES[kind]
-            guards[(parts[-1], allowed)] = _guard(parts[-1], allowed)
         arrow = {
             name: pa.struct(list(kind.items())) if isinstance(kind, dict) else kind
             for name, kind in tops.items()
         }
         object.__setattr__(self, "_schema", Schema(arrow))
-        object.__setattr__(self, "_guards", tuple(guards.values()))
 
     def decode(self, raw: bytes) -> TypedBatch:
         context = PyMongoArrowContext(
@@ -121,9 +111,6 @@ class BatchSchema:
         table: pa.Table = context.finish()
         offsets = document_offsets(raw)
         suspect: set[int] = set()
-        for guard in self._guards:
-            for match in guard.finditer(raw):
-                suspect.add(bisect.bisect_right(offsets, match.start()) - 1)
         columns: dict[str, pa.Array] = {}
         for dotted, kind in self.fields.items():
             top, _, child = dotted.partition(".")
@@ -131,9 +118,16 @@ class BatchSchema:
             if child:
                 array = pc.struct_field(array, child)
             columns[dotted] = array
+            element = (child or top).encode() + b"\x00"
+            allowed = _ALLOWED_TYPE_BYTES[kind] + _NULL
+            nulls, others = _candidates(raw, array, kind, element, allowed, len(offsets) - 1)
+            for index in nulls:
+                if _wrong_type(raw, offsets[index], offsets[index + 1], element, _NULL):
+                    suspect.add(index)
+            for index in others:
+                if _wrong_type(raw, offsets[index], offsets[index + 1], element, allowed):
+                    suspect.add(index)
             suspect.update(_untypable(array, kind))
-            if kind is FieldType.FLOAT:
-                suspect.update(_nan_documents(raw, offsets, array, child or top))
         return TypedBatch(raw, offsets, columns, self.fields, frozenset(suspect))
 
 
@@ -151,11 +145,30 @@ def _untypable(array: pa.Array, kind: FieldType) -> Iterable[int]:
     return ()
 
 
-def _nan_documents(raw: bytes, offsets: Sequence[int], array: pa.Array, name: str) -> set[int]:
-    # pymongoarrow reads a NaN double as null; the row engine writes "nan".
-    element = b"\x01" + name.encode() + b"\x00"
-    nulls = pc.indices_nonzero(pc.is_null(array)).to_pylist()
-    return {i for i in nulls if raw.find(element, offsets[i], offsets[i + 1]) >= 0}
+def _candidates(
+    raw: bytes, array: pa.Array, kind: FieldType, element: bytes, allowed: bytes, count: int
+) -> tuple[list[int], Iterable[int]]:
+    """Documents to look at: those whose value is null (any element of the name but a null
+    one means a value the column lost, a NaN double included), and those whose value may
+    stand for a value of another type (see the module doc)."""
+    nulls: list[int] = pc.indices_nonzero(pc.is_null(array)).to_pylist()
+    if kind is FieldType.STR_LIST:
+        empty = pc.fill_null(pc.equal(pc.list_value_length(array), 0), False)
+        return nulls, pc.indices_nonzero(empty).to_pylist()
+    if kind in (FieldType.INT, FieldType.FLOAT):
+        typed = sum(raw.count(bytes([type_byte]) + element) for type_byte in allowed)
+        if typed != raw.count(element):
+            return nulls, range(count)
+    return nulls, ()
+
+
+def _wrong_type(raw: bytes, start: int, end: int, element: bytes, allowed: bytes) -> bool:
+    position = raw.find(element, start, end)
+    while position > start:
+        if raw[position - 1] not in allowed:
+            return True
+        position = raw.find(element, position + 1, end)
+    return False
 
 
 def document_offsets(raw: bytes) -> list[int]:

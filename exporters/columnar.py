@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
+import pyarrow.compute as pc
 
 from core.deps import Doc, DocumentSource, RawDocumentSource
 from exporters.bson_columns import BatchSchema, FieldType, TypedBatch, read_path
@@ -261,10 +262,11 @@ class ColumnarBatches:
         stage = _Stage(docs, [], [], None, [])
         if self._plan.expand_markets:
             primaries = stage.doc_values("marketId")
-            additional = stage.doc_values("additionalMarketIds")
+            additional = self._additional_markets(docs)
             stage.row_primary = []
             for index in range(len(docs)):
-                markets = markets_of(primaries[index], additional[index])
+                more = additional[index]
+                markets = [primaries[index]] if more is None else markets_of(primaries[index], more)
                 stage.row_doc.extend([index] * len(markets))
                 stage.row_market.extend(markets)
                 stage.row_primary.append(True)
@@ -276,10 +278,25 @@ class ColumnarBatches:
             else:
                 stage.row_market = [None] * len(docs)
         for plan in self._plan.joins:
-            stage.keys.append(
-                [self._row_value(stage, [], r, plan.key) for r in range(len(stage.row_doc))]
-            )
+            stage.keys.append(self._values_for(stage, [], plan.key))
         return stage
+
+    @staticmethod
+    def _additional_markets(docs: TypedBatch) -> list[Any]:
+        """Each entry's additional market ids as the row rules read them; None for none.
+
+        Most entries have none: only the non-empty lists (and suspect documents, read as
+        decoded) become Python values.
+        """
+        array = docs.columns["additionalMarketIds"]
+        lengths = pc.fill_null(pc.list_value_length(array), 0)
+        listed = pc.indices_nonzero(pc.greater(lengths, 0)).to_pylist()
+        values: list[Any] = [None] * len(docs)
+        for index, items in zip(listed, array.take(listed).to_pylist(), strict=True):
+            values[index] = items
+        for index in docs.suspect:
+            values[index] = read_path(docs.doc(index), ("additionalMarketIds",))
+        return values
 
     async def _join(self, plan: _JoinPlan, keys: list[Any]) -> _Joined:
         wanted = {key for key in keys if isinstance(key, str)}
@@ -309,22 +326,31 @@ class ColumnarBatches:
 
     # -- after the look-ups -------------------------------------------------------------
 
-    def _row_value(
-        self, stage: _Stage, joined: Sequence[_Joined], row: int, parts: Sequence[str]
-    ) -> Any:
+    def _values_for(
+        self, stage: _Stage, joined: Sequence[_Joined], parts: Sequence[str]
+    ) -> list[Any]:
+        """The value at a dotted path for every row of the batch (exact Python values)."""
         root, *rest = parts
+        rows = len(stage.row_doc)
         if root == "doc":
-            return stage.doc_values(".".join(rest))[stage.row_doc[row]]
+            values = stage.doc_values(".".join(rest))
+            return values if stage.row_primary is None else [values[i] for i in stage.row_doc]
         if root == "marketId" and not rest:
-            return stage.row_market[row]
+            return stage.row_market
         if root == "isPrimaryMarket" and not rest:
-            return None if stage.row_primary is None else stage.row_primary[row]
+            return [None] * rows if stage.row_primary is None else stage.row_primary
         if root in _CONSTANT_ROOTS:
-            return read_path({"campaign": self._ctx.campaign, "params": self._ctx.params}, parts)
+            context = {"campaign": self._ctx.campaign, "params": self._ctx.params}
+            return [read_path(context, parts)] * rows
         for one in joined:
             if one.plan.join.name == root:
-                return one.value(row, rest)
-        return None  # a join not yet applied reads as missing, as in the row engine
+                if one.cached is not None:
+                    return [read_path(doc, rest) for doc in one.cached]
+                if one.batch is None:
+                    return [None] * rows
+                values = one.batch.values(".".join(rest))
+                return [None if at is None else values[at] for at in one.index]
+        return [None] * rows  # a join not yet applied reads as missing, as in the row engine
 
     def _reference_row(self, stage: _Stage, joined: Sequence[_Joined], row: int) -> Row:
         built: Row = {
@@ -341,36 +367,31 @@ class ColumnarBatches:
 
     def _finish(self, stage: _Stage, joined: list[_Joined]) -> EncodedBatch:
         spec = self._spec
-        kept: list[int] = []
-        dirty: set[int] = set()
-        skipped_docs: set[int] = set()
-        where = spec.where if isinstance(spec.where, RowTest) else None
-        where_parts = [p.split(".") for p in where.paths] if where else []
-        suspect_docs = stage.docs.suspect
-        for row in range(len(stage.row_doc)):
-            if self._missing_required(stage, joined, row):
-                skipped_docs.add(stage.row_doc[row])
-                continue
-            is_dirty = stage.row_doc[row] in suspect_docs or any(j.suspect(row) for j in joined)
-            if where is not None:
-                if is_dirty:
-                    passes = where(self._reference_row(stage, joined, row))
-                else:
-                    values = [self._row_value(stage, joined, row, p) for p in where_parts]
-                    passes = where.test(*values)
-                if not passes:
-                    continue
-            if is_dirty:
-                dirty.add(len(kept))
-            kept.append(row)
-        self.skipped += len(skipped_docs)
+        rows = len(stage.row_doc)
+        missing = self._missing_rows(stage, joined, rows)
+        self.skipped += len({stage.row_doc[r] for r in range(rows) if missing[r]})
+        dirty = self._dirty_rows(stage, joined)
+        kept = [r for r in range(rows) if not missing[r]]
+        if isinstance(spec.where, RowTest):
+            where = spec.where
+            values = [self._values_for(stage, joined, p.split(".")) for p in where.paths]
+            kept = [
+                r
+                for r in kept
+                if (
+                    where(self._reference_row(stage, joined, r))
+                    if r in dirty
+                    else where.test(*(column[r] for column in values))
+                )
+            ]
         if not kept:
             return EncodedBatch(b"", 0)
-        columns = [self._cells(column, stage, joined, kept) for column in spec.columns]
-        if dirty:
-            positions = sorted(dirty)
+        view = _KeptRows(stage, joined, kept)
+        columns = [self._cells(column, view) for column in spec.columns]
+        positions = [at for at, r in enumerate(kept) if r in dirty] if dirty else []
+        if positions:
             fixed = self._reference_cells(
-                [self._reference_row(stage, joined, kept[p]) for p in positions]
+                [self._reference_row(stage, joined, kept[at]) for at in positions]
             )
             for number, series in enumerate(columns):
                 columns[number] = series.scatter(positions, [cells[number] for cells in fixed])
@@ -384,58 +405,138 @@ class ColumnarBatches:
         )
         return EncodedBatch(data.encode("utf-8"), len(kept))
 
-    def _missing_required(self, stage: _Stage, joined: Sequence[_Joined], row: int) -> bool:
+    @staticmethod
+    def _missing_rows(stage: _Stage, joined: Sequence[_Joined], rows: int) -> list[bool]:
+        """Rows a required join found nothing for (skipped, counted per source document)."""
+        missing = [False] * rows
         for number, one in enumerate(joined):
             join = one.plan.join
-            if one.found(row):
-                continue
+            found: Sequence[Any] = one.cached if one.cached is not None else one.index
             if join.required:
-                return True
-            if join.required_if_set and stage.keys[number][row] not in (None, ""):
-                return True
-        return False
+                missing = [m or f is None for m, f in zip(missing, found, strict=True)]
+            elif join.required_if_set:
+                keys = stage.keys[number]
+                missing = [
+                    m or (f is None and k not in (None, ""))
+                    for m, f, k in zip(missing, found, keys, strict=True)
+                ]
+        return missing
 
-    def _cells(
-        self, column: Column, stage: _Stage, joined: Sequence[_Joined], kept: list[int]
-    ) -> pl.Series:
+    @staticmethod
+    def _dirty_rows(stage: _Stage, joined: Sequence[_Joined]) -> set[int]:
+        """Rows with a suspect document among their source and joined documents."""
+        dirty: set[int] = set()
+        if stage.docs.suspect:
+            suspect = stage.docs.suspect
+            dirty.update(r for r, doc in enumerate(stage.row_doc) if doc in suspect)
+        for one in joined:
+            if one.batch is not None and one.batch.suspect:
+                suspect = one.batch.suspect
+                dirty.update(r for r, at in enumerate(one.index) if at in suspect)
+        return dirty
+
+    def _cells(self, column: Column, view: _KeptRows) -> pl.Series:
         if isinstance(column.get, Either):
-            first, second = column.get.first.split("."), column.get.second.split(".")
-            return pl.Series(
-                [
-                    format_cell(
-                        self._row_value(stage, joined, r, first)
-                        or self._row_value(stage, joined, r, second)
-                    )
-                    for r in kept
-                ],
-                dtype=pl.String,
-            )
+            # On typed string columns the truthiness of a value is that of its cell.
+            if self._is_string(column.get.first) and self._is_string(column.get.second):
+                first = self._string_cells(column.get.first, view)
+                second = self._string_cells(column.get.second, view)
+                assert first is not None and second is not None  # noqa: S101, PT018
+                frame = pl.DataFrame({"a": first, "b": second})
+                truthy = pl.col("a").is_not_null() & (pl.col("a") != "")
+                return frame.select(pl.when(truthy).then("a").otherwise("b")).to_series()
+            a = self._values_for(view.stage, view.joined, column.get.first.split("."))
+            b = self._values_for(view.stage, view.joined, column.get.second.split("."))
+            return pl.Series([format_cell(a[r] or b[r]) for r in view.kept], dtype=pl.String)
         assert column.path is not None  # noqa: S101 (columnar_plan checked it)
         root, *rest = column.path
-        dotted = ".".join(rest)
+        if root in _CONSTANT_ROOTS:
+            dotted = ".".join(column.path)
+            text = self._constants.get(dotted)
+            if text is None:
+                context = {"campaign": self._ctx.campaign, "params": self._ctx.params}
+                text = self._constants[dotted] = format_cell(read_path(context, column.path))
+            return pl.repeat(text, len(view.kept), eager=True, dtype=pl.String)
+        if root == "isPrimaryMarket" and not rest and view.stage.row_primary is not None:
+            flags = pl.DataFrame({"v": pl.Series(view.stage.row_primary, dtype=pl.Boolean)})
+            texts = flags.select(pl.when("v").then(pl.lit("true")).otherwise(pl.lit("false")))
+            return texts.to_series().gather(view.kept_index)
+        if root == "marketId" and not rest:
+            # Clean rows hold a string or None here; any other value is a suspect row's.
+            markets = [m if type(m) is str else None for m in view.stage.row_market]
+            return pl.Series(markets, dtype=pl.String).gather(view.kept_index)
+        cells = self._string_cells(".".join(column.path), view)
+        if cells is not None:
+            return cells
+        values = self._values_for(view.stage, view.joined, column.path)
+        return pl.Series([format_cell(values[r]) for r in view.kept], dtype=pl.String)
+
+    def _is_string(self, dotted: str) -> bool:
+        root, _, field_name = dotted.partition(".")
         if root == "doc":
-            indices = pl.Series([stage.row_doc[r] for r in kept], dtype=pl.UInt32)
-            return stage.docs.formatted(dotted).gather(indices)
-        if root in _CONSTANT_ROOTS or (root in _ROW_VALUES and not rest):
-            if root in _CONSTANT_ROOTS:
-                text = self._constants.get(".".join(column.path))
-                if text is None:
-                    text = format_cell(self._row_value(stage, joined, 0, column.path))
-                    self._constants[".".join(column.path)] = text
-                return pl.repeat(text, len(kept), eager=True, dtype=pl.String)
-            return pl.Series(
-                [format_cell(self._row_value(stage, joined, r, column.path)) for r in kept],
-                dtype=pl.String,
-            )
-        one = next(j for j in joined if j.plan.join.name == root)
+            return self._plan.source.fields.get(field_name) is FieldType.STR
+        for plan in self._plan.joins:
+            if plan.join.name == root and plan.schema is not None:
+                return plan.schema.fields.get(field_name) is FieldType.STR
+        return False
+
+    def _string_cells(self, dotted: str, view: _KeptRows) -> pl.Series | None:
+        """The kept rows' cells of a path read from typed columns or cached documents."""
+        root, *rest = dotted.split(".")
+        field_name = ".".join(rest)
+        if root == "doc":
+            return view.stage.docs.formatted(field_name).gather(view.doc_index)
+        one = next((j for j in view.joined if j.plan.join.name == root), None)
+        if one is None:
+            return None
         if one.cached is not None:
-            return pl.Series(
-                [format_cell(read_path(one.cached[r], rest)) for r in kept], dtype=pl.String
-            )
+            keys, cells = view.cached_table(one, rest)
+            return pl.Series(cells, dtype=pl.String).gather(keys)
         if one.batch is None:  # no row of the batch had a key to look up
-            return pl.Series([None] * len(kept), dtype=pl.String)
-        indices = pl.Series([one.index[r] for r in kept], dtype=pl.UInt32)
-        return one.batch.formatted(dotted).gather(indices)
+            return pl.Series([None] * len(view.kept), dtype=pl.String)
+        return one.batch.formatted(field_name).gather(view.join_index(one))
+
+
+class _KeptRows:
+    """The rows a batch writes, with the indexes its columns are gathered by (made once)."""
+
+    def __init__(self, stage: _Stage, joined: Sequence[_Joined], kept: list[int]) -> None:
+        self.stage = stage
+        self.joined = joined
+        self.kept = kept
+        self.kept_index = pl.Series(kept, dtype=pl.UInt32)
+        docs = kept if stage.row_primary is None else [stage.row_doc[r] for r in kept]
+        self.doc_index = pl.Series(docs, dtype=pl.UInt32)
+        self._join_index: dict[str, pl.Series] = {}
+        self._cached: dict[str, tuple[pl.Series, list[Doc | None]]] = {}
+
+    def join_index(self, one: _Joined) -> pl.Series:
+        name = one.plan.join.name
+        if name not in self._join_index:
+            self._join_index[name] = pl.Series([one.index[r] for r in self.kept], dtype=pl.UInt32)
+        return self._join_index[name]
+
+    def cached_table(self, one: _Joined, parts: Sequence[str]) -> tuple[pl.Series, list[Any]]:
+        """Each kept row's index into the distinct cached documents, and those cells."""
+        name = one.plan.join.name
+        if name not in self._cached:
+            assert one.cached is not None  # noqa: S101
+            position: dict[int, int] = {}
+            distinct: list[Doc | None] = []
+            indexes: list[int | None] = []
+            for r in self.kept:
+                doc = one.cached[r]
+                if doc is None:
+                    indexes.append(None)
+                    continue
+                at = position.get(id(doc))
+                if at is None:
+                    at = position[id(doc)] = len(distinct)
+                    distinct.append(doc)
+                indexes.append(at)
+            self._cached[name] = (pl.Series(indexes, dtype=pl.UInt32), distinct)
+        keys, distinct = self._cached[name]
+        return keys, [format_cell(read_path(doc, parts)) for doc in distinct]
 
 
 def plan_or_reason(spec: ExportSpec) -> ColumnarPlan | str:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncGenerator, Collection, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Collection, Mapping, Sequence
 from contextlib import aclosing
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
@@ -19,6 +19,8 @@ from pymongo.errors import PyMongoError
 from core.deps import Doc
 from core.errors import SourceUnavailable
 from core.read_ahead import read_ahead
+
+T = TypeVar("T")
 
 MongoDriver = Literal["pymongo", "motor"]
 MONGO_DRIVERS: tuple[MongoDriver, ...] = ("pymongo", "motor")
@@ -29,12 +31,37 @@ def _open_client(driver: MongoDriver, url: str) -> Any:
         "tz_aware": True,
         "tzinfo": dt.UTC,
         "serverSelectionTimeoutMS": 10_000,
+        # After an outage the client waits for its monitor to see the server again: every 2 s
+        # rather than every 10 s, or requests made just after a restart time out.
+        "heartbeatFrequencyMS": 2_000,
     }
     if driver == "motor":
         from motor.motor_asyncio import AsyncIOMotorClient  # selectable, not imported otherwise
 
         return AsyncIOMotorClient(url, **options)
     return AsyncMongoClient(url, **options)
+
+
+async def _whole(operation: Awaitable[T]) -> T:
+    """Await a driver operation that a cancellation of the caller does not interrupt.
+
+    PyMongo's asyncio client does not survive an operation cancelled while it connects to a
+    server that is down: after the server is back, every later operation of the client
+    waits for ever (seen with 4.20 against a restarted FerretDB; motor is not affected).
+    So the operation runs in a task of its own that the caller's cancellation leaves to end
+    by itself (the server answers, or the connect times out); the caller is cancelled at once.
+    """
+    task = asyncio.ensure_future(operation)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.add_done_callback(_retrieve)
+        raise
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # the caller has gone; nothing is left to report it to
 
 
 class MongoSource:
@@ -112,7 +139,7 @@ class MongoSource:
             try:
                 # A batch per await: iterating the cursor document by document costs an await
                 # (a future, a task step) per document.
-                while batch := await cursor.to_list(batch_size):
+                while batch := await _whole(cursor.to_list(batch_size)):
                     yield batch
             except PyMongoError as exc:
                 raise SourceUnavailable(f"reading {collection} failed: {exc}") from exc
@@ -124,7 +151,7 @@ class MongoSource:
                 async for batch in ahead:
                     yield batch
         finally:
-            await cursor.close()
+            await _whole(cursor.close())
 
     async def find_raw(
         self,
@@ -143,7 +170,11 @@ class MongoSource:
 
         async def batches() -> AsyncGenerator[bytes, None]:
             try:
-                async for raw in cursor:
+                while True:
+                    try:
+                        raw = await _whole(cursor.next())
+                    except StopAsyncIteration:
+                        return
                     yield raw
             except PyMongoError as exc:
                 raise SourceUnavailable(f"reading {collection} failed: {exc}") from exc
@@ -156,7 +187,7 @@ class MongoSource:
                     if raw:
                         yield raw
         finally:
-            await cursor.close()
+            await _whole(cursor.close())
 
     async def find_in_raw(
         self,
@@ -202,9 +233,9 @@ class MongoSource:
                 find = self._db[collection].find_raw_batches if raw else self._db[collection].find
                 cursor = find({field: {"$in": chunk}}, projection, batch_size=len(chunk))
                 try:
-                    found: list[Any] = await cursor.to_list(None)
+                    found: list[Any] = await _whole(cursor.to_list(None))
                 finally:
-                    await cursor.close()  # a cancelled look-up leaves no server cursor
+                    await _whole(cursor.close())  # a cancelled look-up leaves no server cursor
                 return b"".join(found) if raw else found
 
         tasks = [asyncio.ensure_future(one(chunk)) for chunk in chunks]
@@ -238,14 +269,14 @@ class MongoSource:
 
     async def find_one(self, collection: str, query: Mapping[str, Any]) -> Doc | None:
         try:
-            found: Doc | None = await self._db[collection].find_one(dict(query))
+            found: Doc | None = await _whole(self._db[collection].find_one(dict(query)))
             return found
         except PyMongoError as exc:
             raise SourceUnavailable(f"reading {collection} failed: {exc}") from exc
 
     async def distinct(self, collection: str, field: str, query: Mapping[str, Any]) -> list[Any]:
         try:
-            return list(await self._db[collection].distinct(field, dict(query)))
+            return list(await _whole(self._db[collection].distinct(field, dict(query))))
         except PyMongoError as exc:
             raise SourceUnavailable(f"reading {collection} failed: {exc}") from exc
 
@@ -254,13 +285,13 @@ class MongoSource:
         # index scan on MongoDB, and FerretDB counts without running a $group stage over every
         # document. The figure is the preliminary totalCount, not a row count.
         try:
-            reply = await self._db.command("count", collection, query=dict(query))
+            reply = await _whole(self._db.command("count", collection, query=dict(query)))
             return int(reply["n"])
         except PyMongoError as exc:
             raise SourceUnavailable(f"counting {collection} failed: {exc}") from exc
 
     async def ping(self) -> None:
         try:
-            await self._db.command("ping")
+            await _whole(self._db.command("ping"))
         except PyMongoError as exc:
             raise SourceUnavailable(f"MongoDB unreachable: {exc}") from exc
