@@ -29,8 +29,12 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
+## make bench: every export type through the engine (columnar and row engines), then the
+## entries export through the real worker on the embedded stack (100k users)
 bench: $(STAMP)
-	$(PY) -m bench.entries_export $(BENCH_ARGS)
+	$(PY) -m bench.engine --compare-rows $(BENCH_ARGS)
+	$(PY) -m devstack prepare
+	$(PY) -m bench.stack_export --users 100000 --results stack_export_100k.json
 
 ## make bench-stack: entries export of generated 100k- and 1M-user datasets via `devstack run`
 bench-stack: $(STAMP)

@@ -323,9 +323,14 @@ class _Lag:
     @staticmethod
     def summary(values: list[float]) -> dict[str, float]:
         if len(values) < 2:
-            return {}
-        cuts = statistics.quantiles(values, n=100)
-        return {"p50": round(cuts[49], 2), "p99": round(cuts[98], 2), "max": round(max(values), 2)}
+            return {"samples": len(values)}
+        cuts = statistics.quantiles(values, n=100, method="inclusive")
+        return {
+            "samples": len(values),
+            "p50": round(cuts[49], 2),
+            "p99": round(cuts[98], 2),
+            "max": round(max(values), 2),
+        }
 
 
 async def _heartbeat_server() -> tuple[Any, str]:
@@ -344,7 +349,9 @@ async def _heartbeat_server() -> tuple[Any, str]:
     return runner, f"http://127.0.0.1:{port}/heartbeat"
 
 
-async def _run_type(name: str, directory: Path, engine: str, batch_size: int) -> dict[str, Any]:
+async def _run_type(
+    name: str, directory: Path, engine: str, batch_size: int | None = None
+) -> dict[str, Any]:
     from exporters.columnar import ColumnarPlan, plan_or_reason
     from exporters.registry import get_spec
     from exporters.runner import RunOptions, load_context, run_export
@@ -361,9 +368,16 @@ async def _run_type(name: str, directory: Path, engine: str, batch_size: int) ->
     plan = plan_or_reason(spec)
     uses_columnar = engine == "columnar" and isinstance(plan, ColumnarPlan)
     store = CountingStore()
+    from core.settings import Settings
+
+    defaults = Settings.model_fields
+    row_batch = batch_size or defaults["mongo_batch_size"].default
+    columnar_batch = batch_size or defaults["export_columnar_batch_size"].default
+    batch_size = columnar_batch if uses_columnar else row_batch
     options = RunOptions(
         bucket_names={"exports": "e", "scoring": "s", "vfScoring": "v", "sfmc": "f"},
-        batch_size=batch_size,
+        batch_size=row_batch,
+        columnar_batch_size=columnar_batch,
         engine=engine,  # type: ignore[arg-type]
     )
     lag = _Lag()
@@ -378,11 +392,12 @@ async def _run_type(name: str, directory: Path, engine: str, batch_size: int) ->
     ticker.cancel()
     with suppress(asyncio.CancelledError):
         await ticker
-    poller.join()
+    await asyncio.to_thread(poller.join)  # its last request is served by this loop
     await server.cleanup()
     out: dict[str, Any] = {
         "type": name,
         "engine": "columnar" if uses_columnar else "rows",
+        "batch_size": batch_size,
         "why_rows": None
         if uses_columnar
         else (plan if isinstance(plan, str) else "EXPORT_ENGINE=rows"),
@@ -454,7 +469,7 @@ async def _baselines(
 # -- the parent ------------------------------------------------------------------------
 
 
-def _child(name: str, directory: Path, engine: str, batch_size: int) -> dict[str, Any]:
+def _child(name: str, directory: Path, engine: str, batch_size: int | None) -> dict[str, Any]:
     out = subprocess.run(
         [
             sys.executable,
@@ -466,8 +481,7 @@ def _child(name: str, directory: Path, engine: str, batch_size: int) -> dict[str
             str(directory),
             "--engine",
             engine,
-            "--batch-size",
-            str(batch_size),
+            *(["--batch-size", str(batch_size)] if batch_size else []),
         ],
         check=True,
         capture_output=True,
@@ -529,15 +543,15 @@ def main() -> None:
         "--compare-rows", action="store_true", help="also run each type on the row engine"
     )
     parser.add_argument(
-        "--batch-size", type=int, default=None, help="default: MONGO_BATCH_SIZE's default"
+        "--batch-size",
+        type=int,
+        default=None,
+        help="documents per reply for either engine (default: MONGO_BATCH_SIZE's default for "
+        "the row engine, EXPORT_COLUMNAR_BATCH_SIZE's for the columnar one)",
     )
     parser.add_argument("--child")
     parser.add_argument("--data")
     args = parser.parse_args()
-    if args.batch_size is None:
-        from core.settings import Settings
-
-        args.batch_size = Settings.model_fields["mongo_batch_size"].default
     if args.child:
         print(
             json.dumps(

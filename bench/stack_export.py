@@ -20,6 +20,7 @@ import os
 import re
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -53,6 +54,9 @@ class Result:
     worker_peak_rss_mib: float
     worker_cpu_seconds: float
     mongo_cpu_seconds: float
+    heartbeat_ms_p50: float
+    heartbeat_ms_p99: float
+    heartbeat_ms_max: float
 
 
 def _free_port() -> int:
@@ -136,6 +140,7 @@ def run_one(users: int, seed: int, timeout: float) -> Result:
             rss_before = _status_kib(pid, "VmRSS") / 1024
             cpu_before = _cpu_seconds(pid), _cpu_seconds(mongo_pid)
             api = f"http://127.0.0.1:{web_port}/campaigns/{BIG_CAMPAIGN_ID}/exports"
+            beats = _Heartbeats(f"http://127.0.0.1:{web_port}/heartbeat")
             started = time.monotonic()
             export = _call(api, token, {"exportType": "entries"})
             deadline = started + timeout
@@ -145,6 +150,7 @@ def run_one(users: int, seed: int, timeout: float) -> Result:
                 time.sleep(0.5)
                 export = _call(f"{api}/{export['id']}", token)
             wall = time.monotonic() - started
+            beats.stop()
             if export["status"] != "FINISHED":
                 raise RuntimeError(f"the export ended {export['status']}: {export.get('error')}")
             peak = _status_kib(pid, "VmHWM") / 1024
@@ -171,7 +177,40 @@ def run_one(users: int, seed: int, timeout: float) -> Result:
         worker_peak_rss_mib=peak,
         worker_cpu_seconds=worker_cpu,
         mongo_cpu_seconds=mongo_cpu,
+        **beats.summary(),
     )
+
+
+class _Heartbeats:
+    """GET /heartbeat of the worker every 50 ms while the export runs, timed."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._stop = threading.Event()
+        self.ms: list[float] = []
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            start = time.perf_counter()
+            with urllib.request.urlopen(self._url, timeout=30) as reply:
+                reply.read()
+            self.ms.append((time.perf_counter() - start) * 1000)
+            self._stop.wait(0.05)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def summary(self) -> dict[str, float]:
+        values = self.ms if len(self.ms) >= 2 else [*self.ms, 0.0, 0.0]
+        cuts = statistics.quantiles(values, n=100, method="inclusive")
+        return {
+            "heartbeat_ms_p50": round(cuts[49], 1),
+            "heartbeat_ms_p99": round(cuts[98], 1),
+            "heartbeat_ms_max": round(max(values), 1),
+        }
 
 
 def _wait_ready(proc: subprocess.Popen[str], log: Any) -> tuple[str, float, float]:
@@ -212,6 +251,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=3600.0, help="per export, seconds")
+    parser.add_argument("--results", default="stack_export.json", help="file in bench/results")
     args = parser.parse_args()
 
     results = [run_one(users, args.seed, args.timeout) for users in args.users]
@@ -219,7 +259,8 @@ def main() -> None:
     print("entries export through `make run DATA=dir` (devstack run), big campaign:")
     print(
         f"{'users':>9} {'rows':>9} {'load s':>8} {'(users)':>8} {'export s':>9} {'rows/s':>8} "
-        f"{'RSS before':>11} {'RSS peak':>9} {'worker CPU s':>13} {'FerretDB CPU s':>15}"
+        f"{'RSS before':>11} {'RSS peak':>9} {'worker CPU s':>13} {'FerretDB CPU s':>15} "
+        f"{'heartbeat p99/max ms':>21}"
     )
     for r in results:
         print(
@@ -227,7 +268,8 @@ def main() -> None:
             f"{r.export_seconds:>9.1f} "
             f"{r.rows_per_second:>8.0f} {r.worker_rss_before_mib:>9.0f}Mi "
             f"{r.worker_peak_rss_mib:>7.0f}Mi {r.worker_cpu_seconds:>13.1f} "
-            f"{r.mongo_cpu_seconds:>15.1f}"
+            f"{r.mongo_cpu_seconds:>15.1f} "
+            f"{r.heartbeat_ms_p99:>10.1f} / {r.heartbeat_ms_max:>8.1f}"
         )
     if len(results) > 1:
         small, large = results[0], results[-1]
@@ -238,7 +280,7 @@ def main() -> None:
             f"for {users_ratio:.0f}x the users ({large.rows / small.rows:.1f}x the rows)"
         )
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / "stack_export.json"
+    out = RESULTS / args.results
     out.write_text(
         json.dumps(
             {"machine": f"{os.cpu_count()} cpus", "results": [asdict(r) for r in results]},

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     export_engine: Literal["columnar", "rows"] = Field(
         "columnar", description="columnar where a spec allows it, or the row engine for all"
     )
+    export_columnar_batch_size: int = Field(
+        5000, ge=1, le=100_000, description="documents per reply on the columnar engine"
+    )
     export_pipeline_depth: int = Field(
         4, ge=1, le=16, description="joined batches waiting to be written"
     )

@@ -47,6 +47,9 @@ class RunOptions:
     # "columnar" runs every spec the columnar engine can (the others on rows); "rows" runs all
     # on the row engine, the reference.
     engine: Literal["columnar", "rows"] = "columnar"
+    # The columnar engine's replies: larger ones spread its per-reply costs (polars calls,
+    # look-ups) over more rows.
+    columnar_batch_size: int = 5000
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RunOptions:
@@ -64,6 +67,7 @@ class RunOptions:
             exclusion_max_ids=settings.exclusion_max_ids_per_pass,
             pipeline_depth=settings.export_pipeline_depth,
             engine=settings.export_engine,
+            columnar_batch_size=settings.export_columnar_batch_size,
         )
 
 
@@ -172,7 +176,7 @@ async def run_export(
                 source.find_raw(
                     spec.source.collection,
                     spec.source.query(ctx),
-                    batch_size=options.batch_size,
+                    batch_size=options.columnar_batch_size,
                     sort=spec.source.sort or None,
                 )
             ) as replies:
