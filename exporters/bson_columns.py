@@ -15,7 +15,8 @@ of that name with an allowed type byte is not the count of all elements of that 
 each, the element's type byte decides: any type but the declared one (or null) makes the
 document suspect. An element of the same name nested deeper, or those bytes inside a value,
 can only make a document suspect for nothing; a wrongly typed value cannot hide, because its
-own element is there.
+own element is there. Not guarded: a document that repeats a field name (which MongoDB does
+not support and neither the loader nor a driver's dict can write) shifts that column.
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ class BatchSchema:
 
     fields: Mapping[str, FieldType]
     _schema: Schema = field(init=False, repr=False, compare=False)
+    _clashes: tuple[bytes, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         tops: dict[str, Any] = {}
@@ -102,14 +104,42 @@ class BatchSchema:
             for name, kind in tops.items()
         }
         object.__setattr__(self, "_schema", Schema(arrow))
+        # Names pymongoarrow uses inside for nested values: a field really called so is read
+        # into the nested value ("optIns.artist") or a list ("additionalMarketIds[]").
+        clashes = {dotted for dotted in self.fields if "." in dotted}
+        clashes |= {f"{dotted.partition('.')[0]}[]" for dotted in self.fields}
+        object.__setattr__(
+            self, "_clashes", tuple(name.encode() + b"\x00" for name in sorted(clashes))
+        )
+
+    def _slow(self, raw: bytes, offsets: Sequence[int]) -> TypedBatch:
+        """Every document of the reply suspect, over null columns of the declared types."""
+        count = len(offsets) - 1
+        nulls = {name: pa.nulls(count, _ARROW_TYPES[kind]) for name, kind in self.fields.items()}
+        return TypedBatch(raw, offsets, nulls, self.fields, frozenset(range(count)))
+
+    def _clashing_name(self, raw: bytes) -> bool:
+        return any(element in raw for element in self._clashes)
 
     def decode(self, raw: bytes) -> TypedBatch:
+        offsets = document_offsets(raw)
+        count = len(offsets) - 1
         context = PyMongoArrowContext(
             self._schema, codec_options=_ARROW_CODEC_OPTIONS, allow_invalid=True
         )
-        context.process_bson_stream(raw)
-        table: pa.Table = context.finish()
-        offsets = document_offsets(raw)
+        try:
+            context.process_bson_stream(raw)
+            table: pa.Table = context.finish()
+        except (pa.ArrowException, ValueError, TypeError, OverflowError):
+            # A field named like one of pymongoarrow's inner names can leave its builders of
+            # different lengths: the reply is read the slow way, as the driver decodes it.
+            return self._slow(raw, offsets)
+        if table.num_rows != count:
+            return self._slow(raw, offsets)  # builders of other lengths than the reply's
+        if self._clashing_name(raw):
+            # Such a field feeds the builder of the nested value, which then shifts the values
+            # of every later document of the reply.
+            return self._slow(raw, offsets)
         suspect: set[int] = set()
         columns: dict[str, pa.Array] = {}
         for dotted, kind in self.fields.items():

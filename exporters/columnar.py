@@ -292,8 +292,9 @@ class ColumnarBatches:
         lengths = pc.fill_null(pc.list_value_length(array), 0)
         listed = pc.indices_nonzero(pc.greater(lengths, 0)).to_pylist()
         values: list[Any] = [None] * len(docs)
-        for index, items in zip(listed, array.take(listed).to_pylist(), strict=True):
-            values[index] = items
+        if listed:  # pyarrow cannot take by an empty Python list (it has no type)
+            for index, items in zip(listed, array.take(listed).to_pylist(), strict=True):
+                values[index] = items
         for index in docs.suspect:
             values[index] = read_path(docs.doc(index), ("additionalMarketIds",))
         return values

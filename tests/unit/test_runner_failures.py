@@ -16,6 +16,7 @@ from tests.fakes import InMemorySource, InMemoryStore
 OPTIONS = RunOptions(
     bucket_names={"exports": "b", "scoring": "b", "vfScoring": "b", "sfmc": "b"},
     batch_size=100,
+    columnar_batch_size=100,
     part_size=4096,
     max_in_flight=2,
     progress_interval_seconds=3600,

@@ -16,6 +16,7 @@ from tests.unit.hostile_data import dataset
 OPTIONS = RunOptions(
     bucket_names={"exports": "b-exports", "scoring": "b-s", "vfScoring": "b-vf", "sfmc": "b-sfmc"},
     batch_size=2,  # several batches even on the small dataset
+    columnar_batch_size=2,
     part_size=64,  # several parts even on the small dataset
 )
 
