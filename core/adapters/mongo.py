@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncGenerator, Awaitable, Collection, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import aclosing
 from typing import Any, Literal, TypeVar
 
@@ -134,24 +134,12 @@ class MongoSource:
         cursor = self._db[collection].find(dict(query), projection, batch_size=batch_size)
         if sort:
             cursor = cursor.sort(list(sort))
-
-        async def batches() -> AsyncGenerator[list[Doc], None]:
-            try:
-                # A batch per await: iterating the cursor document by document costs an await
-                # (a future, a task step) per document.
-                while batch := await _whole(cursor.to_list(batch_size)):
-                    yield batch
-            except PyMongoError as exc:
-                raise SourceUnavailable(f"reading {collection} failed: {exc}") from exc
-
-        try:
-            async with aclosing(
-                read_ahead(batches(), self._read_ahead, name=f"read-{collection}")
-            ) as ahead:
-                async for batch in ahead:
-                    yield batch
-        finally:
-            await _whole(cursor.close())
+        # A batch per await: iterating the cursor document by document costs an await (a
+        # future, a task step) per document.
+        replies = self._stream(cursor, collection, lambda: cursor.to_list(batch_size))
+        async with aclosing(replies) as batches:
+            async for batch in batches:
+                yield batch
 
     async def find_raw(
         self,
@@ -168,24 +156,35 @@ class MongoSource:
         if sort:
             cursor = cursor.sort(list(sort))
 
-        async def batches() -> AsyncGenerator[bytes, None]:
+        async def next_reply() -> bytes:
             try:
-                while True:
-                    try:
-                        raw = await _whole(cursor.next())
-                    except StopAsyncIteration:
-                        return
-                    yield raw
+                reply: bytes = await cursor.next()
+            except StopAsyncIteration:
+                return b""
+            return reply
+
+        async with aclosing(self._stream(cursor, collection, next_reply)) as replies:
+            async for reply in replies:
+                yield reply
+
+    async def _stream(
+        self, cursor: Any, collection: str, next_batch: Callable[[], Awaitable[T]]
+    ) -> AsyncGenerator[T, None]:
+        """The cursor's batches until an empty one, read ahead; the cursor closed at the end."""
+
+        async def batches() -> AsyncGenerator[T, None]:
+            try:
+                while batch := await _whole(next_batch()):
+                    yield batch
             except PyMongoError as exc:
                 raise SourceUnavailable(f"reading {collection} failed: {exc}") from exc
 
         try:
             async with aclosing(
-                read_ahead(batches(), self._read_ahead, name=f"read-raw-{collection}")
+                read_ahead(batches(), self._read_ahead, name=f"read-{collection}")
             ) as ahead:
-                async for raw in ahead:
-                    if raw:
-                        yield raw
+                async for batch in ahead:
+                    yield batch
         finally:
             await _whole(cursor.close())
 
