@@ -165,64 +165,15 @@ async def run_export(
     output = await open_output(spec, ctx, store, output_options)
     progress = _Progress(on_progress, options)
     plan = _plan(spec) if options.engine == "columnar" else None
-    if (
-        isinstance(plan, ColumnarPlan)
-        and isinstance(source, RawDocumentSource)
-        and isinstance(output, SingleCsv)
-    ):
-        columnar = ColumnarBatches(plan, ctx, source, source)
-        try:
-            async with aclosing(
-                source.find_raw(
-                    spec.source.collection,
-                    spec.source.query(ctx),
-                    batch_size=options.columnar_batch_size,
-                    sort=spec.source.sort or None,
-                )
-            ) as replies:
-                encoded = _encoded(replies, columnar)
-                async with aclosing(
-                    read_ahead(encoded, options.pipeline_depth, name="export-columnar")
-                ) as batches:
-                    async for batch in batches:
-                        await output.write_encoded(batch.data, batch.rows)
-                        await progress.maybe_report(output.rows_written, columnar.skipped)
-            objects = await output.close()
-        except BaseException:
-            await _abort(output, ctx)
-            raise
-        return ExportResult(
-            bucket=bucket,
-            objects=tuple(objects),
-            row_count=output.rows_written,
-            skipped_count=columnar.skipped,
-        )
-    builder = RowBuilder(spec, ctx, source)
     try:
-        async for one_pass in _passes(spec, ctx, store, options):
-            keep = None if one_pass is None else one_pass.keep
-            async with aclosing(
-                source.find(
-                    spec.source.collection,
-                    spec.source.query(ctx),
-                    batch_size=options.batch_size,
-                    sort=spec.source.sort or None,
-                )
-            ) as batches:
-                docs: AsyncIterator[list[Doc]] = (
-                    grouped(batches, spec.group) if spec.group else batches
-                )
-                # The database answers the next batches' joins while this process formats
-                # and uploads the batch before them.
-                joined = _joined(docs, builder, keep)
-                async with aclosing(
-                    read_ahead(joined, options.pipeline_depth, name="export-joins")
-                ) as rows:
-                    async for batch_rows in rows:
-                        await output.write(batch_rows)
-                        await progress.maybe_report(output.rows_written, builder.skipped)
-                        # Writing a batch is CPU work: give heartbeats and views a turn.
-                        await asyncio.sleep(0)
+        if (
+            isinstance(plan, ColumnarPlan)
+            and isinstance(source, RawDocumentSource)
+            and isinstance(output, SingleCsv)
+        ):
+            skipped = await _write_columnar(plan, ctx, source, source, output, options, progress)
+        else:
+            skipped = await _write_rows(spec, ctx, source, store, output, options, progress)
         objects = await output.close()
     except BaseException:
         await _abort(output, ctx)
@@ -231,8 +182,74 @@ async def run_export(
         bucket=bucket,
         objects=tuple(objects),
         row_count=output.rows_written,
-        skipped_count=builder.skipped,
+        skipped_count=skipped,
     )
+
+
+async def _write_columnar(
+    plan: ColumnarPlan,
+    ctx: ExportContext,
+    source: DocumentSource,
+    raw_source: RawDocumentSource,
+    output: SingleCsv,
+    options: RunOptions,
+    progress: _Progress,
+) -> int:
+    """Every row through the columnar engine; the skipped source documents."""
+    spec = plan.spec
+    columnar = ColumnarBatches(plan, ctx, source, raw_source)
+    async with aclosing(
+        raw_source.find_raw(
+            spec.source.collection,
+            spec.source.query(ctx),
+            batch_size=options.columnar_batch_size,
+            sort=spec.source.sort or None,
+        )
+    ) as replies:
+        encoded = _encoded(replies, columnar)
+        async with aclosing(
+            read_ahead(encoded, options.pipeline_depth, name="export-columnar")
+        ) as batches:
+            async for batch in batches:
+                await output.write_encoded(batch.data, batch.rows)
+                await progress.maybe_report(output.rows_written, columnar.skipped)
+    return columnar.skipped
+
+
+async def _write_rows(
+    spec: ExportSpec,
+    ctx: ExportContext,
+    source: DocumentSource,
+    store: ObjectStore,
+    output: Output,
+    options: RunOptions,
+    progress: _Progress,
+) -> int:
+    """Every row through the row engine; the skipped source documents."""
+    builder = RowBuilder(spec, ctx, source)
+    async for one_pass in _passes(spec, ctx, store, options):
+        keep = None if one_pass is None else one_pass.keep
+        async with aclosing(
+            source.find(
+                spec.source.collection,
+                spec.source.query(ctx),
+                batch_size=options.batch_size,
+                sort=spec.source.sort or None,
+            )
+        ) as batches:
+            docs: AsyncIterator[list[Doc]] = grouped(batches, spec.group) if spec.group else batches
+            # The database answers the next batches' joins while this process formats and
+            # uploads the batch before them.
+            joined = _joined(docs, builder, keep)
+            async with aclosing(
+                read_ahead(joined, options.pipeline_depth, name="export-joins")
+            ) as rows:
+                async for batch_rows in rows:
+                    await output.write(batch_rows)
+                    await progress.maybe_report(output.rows_written, builder.skipped)
+                    # Writing a batch is CPU work: give heartbeats and views a turn.
+                    await asyncio.sleep(0)
+    return builder.skipped
 
 
 async def _abort(output: Output, ctx: ExportContext) -> None:
