@@ -15,8 +15,10 @@ of that name with an allowed type byte is not the count of all elements of that 
 each, the element's type byte decides: any type but the declared one (or null) makes the
 document suspect. An element of the same name nested deeper, or those bytes inside a value,
 can only make a document suspect for nothing; a wrongly typed value cannot hide, because its
-own element is there. Not guarded: a document that repeats a field name (which MongoDB does
-not support and neither the loader nor a driver's dict can write) shifts that column.
+own element is there. A reply holding a field named like one of pymongoarrow's inner names
+for nested values ("optIns.artist", "additionalMarketIds[]"), or one it cannot build, is read
+the slow way as a whole. Not guarded: a document that repeats a field name (which MongoDB
+does not support and neither the loader nor a driver's dict can write) shifts that column.
 """
 
 from __future__ import annotations
