@@ -52,7 +52,7 @@ class Settings(BaseSettings):
         "columnar", description="columnar where a spec allows it, or the row engine for all"
     )
     export_columnar_batch_size: int = Field(
-        5000, ge=1, le=100_000, description="documents per reply on the columnar engine"
+        1000, ge=1, le=100_000, description="documents per reply on the columnar engine"
     )
     export_pipeline_depth: int = Field(
         4, ge=1, le=16, description="joined batches waiting to be written"
