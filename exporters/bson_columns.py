@@ -38,6 +38,7 @@ from pymongoarrow.context import PyMongoArrowContext
 from pymongoarrow.schema import Schema
 
 from core.deps import Doc
+from exporters.spec import read_path
 
 
 class FieldType(enum.Enum):
@@ -251,17 +252,6 @@ class TypedBatch:
     def formatted(self, dotted: str) -> pl.Series:
         """The field's cells (null for ''); rows of suspect documents are to be replaced."""
         return format_column(self.columns[dotted], self.fields[dotted])
-
-
-def read_path(doc: Any, parts: Sequence[str]) -> Any:
-    """The row rule for a dotted path: a missing step, or one that is not a document, is None."""
-    value = doc
-    try:
-        for part in parts:
-            value = value.get(part)
-    except AttributeError:
-        return None
-    return value
 
 
 def format_column(array: pa.Array, kind: FieldType) -> pl.Series:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from exporters.formatting import format_cell
-from exporters.spec import Column, Row
+from exporters.spec import Column, Row, read_path
 
 CellsFunction = Callable[[Sequence[Row]], list[list[str]]]
 
@@ -21,17 +21,6 @@ CellsFunction = Callable[[Sequence[Row]], list[list[str]]]
 def reference_cells(columns: Sequence[Column], rows: Sequence[Row]) -> list[list[str]]:
     """Every column's reader, then format_cell: the definition of a row's cells."""
     return [[format_cell(column.get(row)) for column in columns] for row in rows]
-
-
-def _read_rest(value: Any, parts: tuple[str, ...]) -> Any:
-    # The generic tail of a dotted path once a step is not a plain dict: the same rule as
-    # exporters.spec.path (a missing step or a non-document gives None).
-    try:
-        for part in parts:
-            value = value.get(part)
-    except AttributeError:
-        return None
-    return value
 
 
 def _path_lines(target: str, parts: Sequence[str], namespace: dict[str, Any]) -> list[str]:
@@ -52,7 +41,7 @@ def _path_lines(target: str, parts: Sequence[str], namespace: dict[str, Any]) ->
 
 def compile_cells(columns: Sequence[Column]) -> CellsFunction:
     """A function computing `reference_cells(columns, rows)`, generated for these columns."""
-    namespace: dict[str, Any] = {"_fmt": format_cell, "_rest": _read_rest, "_str": str}
+    namespace: dict[str, Any] = {"_fmt": format_cell, "_rest": read_path, "_str": str}
     firsts: dict[str, str] = {}  # first path step -> local variable holding row.get(step)
     lines: list[str] = []
     cells: list[str] = []

@@ -23,7 +23,7 @@ import polars as pl
 import pyarrow.compute as pc
 
 from core.deps import Doc, DocumentSource, RawDocumentSource
-from exporters.bson_columns import BatchSchema, FieldType, TypedBatch, read_path
+from exporters.bson_columns import BatchSchema, FieldType, TypedBatch
 from exporters.cells import compile_cells
 from exporters.formatting import format_cell
 from exporters.joins import EntryMarkets, markets_of
@@ -38,6 +38,7 @@ from exporters.spec import (
     Row,
     RowTest,
     identity,
+    read_path,
 )
 
 _ROW_VALUES = ("marketId", "isPrimaryMarket")
@@ -188,34 +189,12 @@ class _Joined:
     batch: TypedBatch | None
     index: list[int | None]
     cached: list[Doc | None] | None
-    values: dict[str, list[Any]] = field(default_factory=dict)
-
-    def found(self, row: int) -> bool:
-        if self.cached is not None:
-            return self.cached[row] is not None
-        return self.index[row] is not None
 
     def doc(self, row: int) -> Doc | None:
         if self.cached is not None:
             return self.cached[row]
         at = self.index[row]
         return None if at is None or self.batch is None else self.batch.doc(at)
-
-    def value(self, row: int, parts: Sequence[str]) -> Any:
-        if self.cached is not None:
-            return read_path(self.cached[row], parts)
-        at = self.index[row]
-        if at is None or self.batch is None:
-            return None
-        dotted = ".".join(parts)
-        found = self.values.get(dotted)
-        if found is None:
-            found = self.values[dotted] = self.batch.values(dotted)
-        return found[at]
-
-    def suspect(self, row: int) -> bool:
-        at = self.index[row] if self.cached is None else None
-        return at is not None and self.batch is not None and at in self.batch.suspect
 
 
 class ColumnarBatches:

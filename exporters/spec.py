@@ -99,16 +99,17 @@ def path(dotted: str) -> Callable[[Row], Any]:
         (only,) = parts
         return lambda row: row.get(only)
 
-    def read(row: Row) -> Any:
-        value: Any = row
-        try:
-            for part in parts:
-                value = value.get(part)
-        except AttributeError:  # a step was missing (None) or not a document
-            return None
-        return value
+    return lambda row: read_path(row, parts)
 
-    return read
+
+def read_path(value: Any, parts: Sequence[str]) -> Any:
+    """The row rule for a dotted path: a missing step, or one that is not a document, is None."""
+    try:
+        for part in parts:
+            value = value.get(part)
+    except AttributeError:  # a step was missing (None) or not a document
+        return None
+    return value
 
 
 @dataclass(frozen=True)
