@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -13,6 +15,9 @@ logger = logging.getLogger(__name__)
 
 class TopicLayoutError(RuntimeError):
     """A topic exists with a partition count the service cannot work with."""
+
+
+_CREATED_TOPICS_WAIT_SECONDS = 10.0
 
 
 def bootstrap_servers(broker_url: str) -> list[str]:
@@ -58,6 +63,12 @@ async def ensure_topics(
                 ]
             )
         counts = _partition_counts(await admin.describe_topics(wanted))
+        # A topic just created can be described before its partitions are: ask again for a
+        # few seconds rather than refuse to start on a layout that is still being made.
+        deadline = time.monotonic() + _CREATED_TOPICS_WAIT_SECONDS
+        while any(counts.get(n, 0) == 0 for n in missing) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            counts = _partition_counts(await admin.describe_topics(wanted))
         wrong = {n: counts.get(n, 0) for n in wanted if counts.get(n, 0) != partitions}
         if wrong:
             raise TopicLayoutError(
