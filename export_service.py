@@ -14,6 +14,8 @@ from core.app import app
 
 __all__ = ["agents", "app", "main", "web"]
 
+app.use_canceller(agents.export_runner.cancel_export)
+
 
 def _with_default_log_level(argv: list[str], level: str) -> list[str]:
     """Faust's worker takes its level from `-l`; LOG_LEVEL fills it in when not given."""

@@ -84,7 +84,7 @@ async def delete_user_exports(request: CcpaRequest) -> CcpaSummary:
     deleted: list[CcpaDeletedExport] = []
     exempt: list[CcpaExemptExport] = []
     records = sorted(
-        (r for r in status_store.records() if r.campaign_id in wanted),
+        (r for campaign_id in wanted for r in status_store.for_campaign(campaign_id)),
         key=lambda r: (r.campaign_id, r.created_at, r.id),
     )
     for record in records:

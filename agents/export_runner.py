@@ -1,20 +1,36 @@
-"""The export runner: one export at a time, oldest first, from the status table."""
+"""The export runner: one export at a time, oldest first, from the status table.
+
+Every end of an export goes the same way (`_end`): the terminal status is written from the
+stored record, then `settle` aborts the run's multipart uploads and staging objects
+(unless it FINISHED) and publishes the result event, and only then marks it announced.
+A crash between those steps leaves the record unannounced; the idle runner settles it
+again (both steps are idempotent, and the event keeps its `eventId`).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from agents.ccpa import announce_ccpa, run_ccpa
 from core import metrics
 from core.app import app
-from core.errors import ExportServiceError, ExportTimedOut
+from core.errors import (
+    ExportCancelled,
+    ExportNotFound,
+    ExportServiceError,
+    ExportTimedOut,
+    NotCancellable,
+)
 from core.events import export_result_bytes
+from core.lifecycle import start_try
 from core.logging import log_context
-from core.models import CcpaRequest, ErrorInfo, ExportRecord, Status, utcnow
+from core.models import CcpaRequest, ErrorInfo, ExportRecord, PlannedUploads, Status, utcnow
 from core.settings import Settings
 from exporters.registry import BY_NAME, get_spec
 from exporters.runner import (
@@ -33,15 +49,21 @@ from topics.definitions import export_events_topic, status_store
 logger = logging.getLogger(__name__)
 
 _IDLE_POLL_SECONDS = 1.0
+_CANCEL_WAIT_SECONDS = 10.0
+_RETIRED_PER_STEP = 200  # removals between two looks at the queue (a few ms of the loop)
 
 metrics.register_export_types(BY_NAME)
 
 
 @dataclass
 class _Running:
-    """The export being run now, so that a shutdown can wait for it or cancel it."""
+    """The export being run now, so that a shutdown or a cancel can stop it."""
 
     task: asyncio.Task[ExportRecord] | None = None
+    export_id: str | None = None
+    run: asyncio.Task[tuple[ExportRecord, ExportResult]] | None = None
+    last_retention: float = field(default=float("-inf"))
+    retention_backlog: bool = False
 
 
 _running = _Running()
@@ -51,9 +73,66 @@ async def announce(record: ExportRecord) -> ExportRecord:
     """Publish the terminal event, then mark the record announced (re-sent after a crash)."""
     fut = await export_events_topic.send(key=record.id.encode(), value=export_result_bytes(record))
     await fut
-    announced = record.evolve(announced=True)
+    stored = status_store.get(record.id)
+    announced = (stored if stored is not None else record).evolve(announced=True)
     status_store.put(announced)
     return announced
+
+
+async def _clean_up(planned: PlannedUploads | None) -> None:
+    """Abort the run's multipart uploads and delete its staging objects (idempotent)."""
+    if planned is None:
+        return
+    store = app.deps.store
+    if planned.keys:
+        await store.abort_uploads(planned.bucket, planned.keys)
+    if planned.staging_prefix:
+        leftovers = await store.list_keys(planned.bucket, planned.staging_prefix)
+        if leftovers:
+            await store.delete_objects(planned.bucket, leftovers)
+
+
+async def settle(record: ExportRecord) -> ExportRecord:
+    """What follows a terminal status: clean-up (unless FINISHED), then the result event."""
+    if record.status not in (Status.FINISHED, Status.DELETED):
+        await _clean_up(record.planned)
+    return await announce(record)
+
+
+def _log_end(record: ExportRecord) -> None:
+    reason = f": {record.error.code}: {record.error.message}" if record.error else ""
+    level = logging.INFO if record.status == Status.FINISHED else logging.WARNING
+    logger.log(
+        level,
+        "export %s %s after %d tries%s",
+        record.id,
+        record.status.value,
+        record.attempts,
+        reason,
+        extra={"status": record.status.value, "error_code": record.error and record.error.code},
+    )
+
+
+async def _end(
+    record: ExportRecord, status: Status, error: ErrorInfo | None = None, **changes: Any
+) -> ExportRecord:
+    """Write the terminal status (from the stored record, so that it keeps triggeredAt,
+    totalCount and rowCount), log it with its reason, then settle it. A record another
+    writer ended meanwhile (a cancel) is only settled."""
+    stored = status_store.get(record.id) or record
+    if stored.is_terminal:
+        return await settle(stored) if not stored.announced else stored
+    final = stored.evolve(status=status, finished_at=utcnow(), error=error, **changes)
+    status_store.put(final)
+    _log_end(final)
+    metrics.export_ended(
+        final.export_type,
+        bucket=get_spec(final.export_type).bucket if status == Status.FINISHED else None,
+        rows=final.row_count,
+        size_bytes=sum(obj.size for obj in final.objects),
+        finished=status == Status.FINISHED,
+    )
+    return await settle(final)
 
 
 @dataclass(frozen=True)
@@ -61,10 +140,11 @@ class _Prepared:
     spec: ExportSpec
     ctx: ExportContext
     total: int
+    planned: PlannedUploads
 
 
 async def _prepare(record: ExportRecord) -> _Prepared:
-    """Context, preliminary count, and no leftovers of an earlier, interrupted attempt."""
+    """Context, preliminary count, and no leftovers of an earlier, interrupted try."""
     settings: Settings = app.settings
     deps = app.deps
     spec = get_spec(record.export_type)
@@ -75,32 +155,44 @@ async def _prepare(record: ExportRecord) -> _Prepared:
         campaign_id=record.campaign_id,
         params=record.params,
     )
-    # A previous attempt killed mid-upload left an incomplete multipart upload behind.
-    bucket = settings.bucket(spec.bucket)
-    await deps.store.abort_uploads(bucket, planned_keys(spec, ctx))
-    leftovers = await deps.store.list_keys(bucket, staging_prefix(spec, ctx))
-    if leftovers:
-        await deps.store.delete_objects(bucket, leftovers)
+    planned = PlannedUploads(
+        bucket=settings.bucket(spec.bucket),
+        keys=tuple(planned_keys(spec, ctx)),
+        staging_prefix=staging_prefix(spec, ctx),
+    )
+    # A try killed mid-upload left an incomplete multipart upload behind, maybe under
+    # other keys (a name with the day in it, tried again the next day).
+    await _clean_up(record.planned)
+    await _clean_up(planned)
     total = await count_source(spec, ctx, deps.source)
-    return _Prepared(spec, ctx, total)
+    return _Prepared(spec, ctx, total, planned)
 
 
 async def _execute(record: ExportRecord) -> tuple[ExportRecord, ExportResult]:
     """Trigger and run one export; returns the last stored record and the run's result."""
     prepared = await _prepare(record)
     current = record.evolve(
-        status=Status.TRIGGERED, triggered_at=utcnow(), total_count=prepared.total
+        status=Status.TRIGGERED,
+        triggered_at=utcnow(),
+        total_count=prepared.total,
+        row_count=0,
+        skipped_count=0,
+        planned=prepared.planned,
     )
     status_store.put(current)
     logger.info(
-        "export %s TRIGGERED (%s, %d source documents)",
+        "export %s TRIGGERED (%s, %d source documents, try %d)",
         record.id,
         record.export_type,
         prepared.total,
+        record.attempts,
     )
 
     async def on_progress(progress: Progress) -> None:
         nonlocal current
+        if status_store.status_of(record.id) != Status.TRIGGERED:
+            # Ended by another writer (a cancel written where this export does not run).
+            raise ExportCancelled("the export was cancelled")
         current = current.evolve(row_count=progress.row_count, skipped_count=progress.skipped_count)
         status_store.put(current)
         metrics.export_progress(progress.row_count)
@@ -117,82 +209,93 @@ async def _execute(record: ExportRecord) -> tuple[ExportRecord, ExportResult]:
     return current, result
 
 
-def _failed(record: ExportRecord, status: Status, code: str, message: str) -> ExportRecord:
-    # From the last stored state, so that an EXPIRED/FAILED export keeps its triggeredAt,
-    # totalCount and rowCount (the caller's copy predates the trigger and the progress).
-    stored = status_store.get(record.id)
-    if stored is not None and stored.is_active and stored.attempts == record.attempts:
-        record = stored
-    return record.evolve(
-        status=status, finished_at=utcnow(), error=ErrorInfo(code=code, message=message)
-    )
-
-
 async def run_one(record: ExportRecord) -> ExportRecord:
     """Run an export to a terminal status; never raises for the export's own failures.
 
-    Cancelled (a shutdown past its grace period), it puts the export back as it was picked
-    (PENDING or TRIGGERED, the attempt not counted) and re-raises: the next start runs it.
+    Cancelled by a shutdown past its grace period, it leaves the export as stored, marked
+    as stopped cleanly (the try is not counted), and re-raises: the next start runs it.
     """
     with log_context(export_id=record.id, campaign_id=record.campaign_id):
         try:
             return await _run_one(record)
         except asyncio.CancelledError:
             stored = status_store.get(record.id)
-            if stored is None or stored.status in (Status.PENDING, Status.TRIGGERED):
-                # The engine has aborted the upload (no partial object); not an attempt.
-                status_store.put(record)
+            if stored is not None and stored.is_active:
+                # The engine has aborted the upload (no partial object).
+                status_store.put(stored.evolve(clean_stop=True))
                 metrics.export_ended(record.export_type)
-                logger.warning("export %s cancelled by shutdown; runs again on restart", record.id)
+                logger.warning("export %s stopped by shutdown; runs again on restart", record.id)
             raise
 
 
 async def _run_one(record: ExportRecord) -> ExportRecord:
     settings: Settings = app.settings
-    if record.attempts >= settings.export_max_attempts:
-        final = _failed(
-            record,
-            Status.FAILED,
-            "TOO_MANY_ATTEMPTS",
-            f"the export was started {record.attempts} times without finishing",
+    attempt = start_try(record, settings.export_max_attempts)
+    if attempt.exhausted:
+        status_store.put(attempt.record)
+        message = (
+            f"{attempt.record.strikes} tries in a row got no further than the best one "
+            f"({attempt.record.attempts} tries in all)"
         )
-        status_store.put(final)
-        return await announce(final)
-    # Counted before any work, so that an export that kills the worker every time
-    # ends FAILED after export_max_attempts instead of looping forever.
-    current = record.evolve(attempts=record.attempts + 1)
+        return await _end(
+            attempt.record, Status.FAILED, ErrorInfo(code="TOO_MANY_ATTEMPTS", message=message)
+        )
+    current = attempt.record
     status_store.put(current)
     metrics.export_started(settings.export_timeout_seconds)
     try:
         async with asyncio.timeout(settings.export_timeout_seconds):
-            current, result = await _execute(current)
-        final = current.evolve(
-            status=Status.FINISHED,
-            finished_at=utcnow(),
-            row_count=result.row_count,
-            skipped_count=result.skipped_count,
-            bucket=result.bucket,
-            objects=result.objects,
-            error=None,
+            _running.run = asyncio.ensure_future(_execute(current))
+            try:
+                current, result = await _running.run
+            finally:
+                _running.run = None
+    except asyncio.CancelledError:
+        if _cancelling():
+            raise  # a shutdown
+        return await _end(
+            current, Status.CANCELLED, ErrorInfo(code="EXPORT_CANCELLED", message="cancelled")
         )
     except TimeoutError:
         err = ExportTimedOut(f"export ran longer than {settings.export_timeout_seconds:g} s")
-        final = _failed(current, Status.EXPIRED, err.code, err.message)
+        return await _end(current, Status.EXPIRED, ErrorInfo(code=err.code, message=err.message))
     except ExportServiceError as exc:
-        final = _failed(current, Status.FAILED, exc.code, exc.message)
+        status = Status.CANCELLED if isinstance(exc, ExportCancelled) else Status.FAILED
+        return await _end(current, status, ErrorInfo(code=exc.code, message=exc.message))
     except Exception as exc:
         logger.exception("export %s failed unexpectedly", record.id)
-        final = _failed(current, Status.FAILED, "INTERNAL_ERROR", f"{type(exc).__name__}: {exc}")
-    status_store.put(final)
-    metrics.export_ended(
-        final.export_type,
-        bucket=get_spec(final.export_type).bucket if final.status == Status.FINISHED else None,
-        rows=final.row_count,
-        size_bytes=sum(obj.size for obj in final.objects),
-        finished=final.status == Status.FINISHED,
+        error = ErrorInfo(code="INTERNAL_ERROR", message=f"{type(exc).__name__}: {exc}")
+        return await _end(current, Status.FAILED, error)
+    return await _end(
+        current,
+        Status.FINISHED,
+        row_count=result.row_count,
+        skipped_count=result.skipped_count,
+        bucket=result.bucket,
+        objects=result.objects,
     )
-    logger.info("export %s %s", record.id, final.status.value)
-    return await announce(final)
+
+
+async def cancel_export(campaign_id: str, export_id: str, by: str | None) -> ExportRecord:
+    """Cancel a PENDING or TRIGGERED export (REST DELETE, `export.cancel_requested`).
+
+    The running one is stopped (its engine aborts the upload) and ended by the runner;
+    any other is ended here. Either way the result is CANCELLED, cleaned up and announced.
+    Raises ExportNotFound, or NotCancellable for a terminal export.
+    """
+    record = status_store.get(export_id)
+    if record is None or record.campaign_id != campaign_id:
+        raise ExportNotFound(campaign_id=campaign_id, export_id=export_id)
+    if record.is_terminal:
+        raise NotCancellable(export_id=record.id, status=record.status.value)
+    logger.info("export %s: cancel requested by %s", record.id, by or "an event")
+    running = _running.task
+    if _running.export_id == record.id and running is not None and _running.run is not None:
+        _running.run.cancel()
+        await asyncio.wait({running}, timeout=_CANCEL_WAIT_SECONDS)
+        return status_store.get(record.id) or record
+    error = ErrorInfo(code="EXPORT_CANCELLED", message=f"cancelled by {by or 'an event'}")
+    return await _end(record, Status.CANCELLED, error)
 
 
 def _owns_queue() -> bool:
@@ -208,33 +311,62 @@ async def _wait_for_work() -> None:
             await status_store.work_available.wait()
 
 
-async def _announce_pending_results() -> None:
+async def _settle_pending_results() -> None:
     for record in status_store.unannounced():
-        await announce(record)
+        await settle(record)
     for request in status_store.unannounced_ccpa():
         await announce_ccpa(request)
+
+
+def apply_retention(now: dt.datetime | None = None) -> int:
+    """Remove the records older than STATUS_RETENTION_DAYS (none when it is 0)."""
+    days = app.settings.status_retention_days
+    if days <= 0:
+        return 0
+    now = now or utcnow()
+    removed = status_store.retire(
+        ended_before=now - dt.timedelta(days=days), now=now, limit=_RETIRED_PER_STEP
+    )
+    _running.retention_backlog = removed >= _RETIRED_PER_STEP
+    if removed:
+        logger.info("retention removed %d records older than %g days", removed, days)
+    return removed
+
+
+def _retention_due() -> bool:
+    interval = app.settings.status_retention_sweep_seconds
+    due = _running.retention_backlog or time.monotonic() - _running.last_retention >= interval
+    if due:
+        _running.last_retention = time.monotonic()
+    return due
 
 
 @app.task  # type: ignore[untyped-decorator]
 async def export_runner() -> None:
     """Starts after table recovery; runs the queue until the app stops.
 
-    Results a crash (or a broker outage) kept from export-events are re-announced
-    whenever the queue is idle.
+    Results a crash (or a broker outage) kept from export-events are settled again, and
+    retention runs, whenever the queue is idle.
     """
     while not app.should_stop:
         # Cleared before looking, so a request recorded meanwhile is never missed.
         status_store.work_available.clear()
         try:
-            await _announce_pending_results()
+            await _settle_pending_results()
             work = status_store.next_work() if _owns_queue() else None
             if work is None:
+                if _owns_queue() and _retention_due():
+                    apply_retention()
+                    if _running.retention_backlog:
+                        await asyncio.sleep(0)  # removal goes in bounded steps
+                        continue
                 await _wait_for_work()
                 continue
             # CCPA deletions run in the same serial queue, between two exports.
             if isinstance(work, CcpaRequest):
                 await run_ccpa(work)
             else:
+                _running.export_id = work.id
                 _running.task = asyncio.ensure_future(run_one(work))
                 try:
                     await _running.task
@@ -244,6 +376,7 @@ async def export_runner() -> None:
                     raise
                 finally:
                     _running.task = None
+                    _running.export_id = None
         except Exception:
             # The runner must outlive any single failure (e.g. the broker briefly gone).
             logger.exception("export runner iteration failed; retrying")
@@ -258,7 +391,7 @@ def _cancelling() -> bool:
 @app.on_drain
 async def drain_running_export(grace_seconds: float) -> None:
     """At shutdown: let the running export finish within `grace_seconds`, else cancel it
-    (upload aborted, record put back) and wait for that cleanup."""
+    (upload aborted, record left to run again) and wait for that cleanup."""
     task = _running.task
     if task is None or task.done():
         return

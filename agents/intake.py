@@ -7,11 +7,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from agents.export_runner import cancel_export
 from core import metrics
 from core.app import app
-from core.errors import ExportServiceError
+from core.errors import ExportNotFound, ExportServiceError
 from core.events import (
     CcpaDeletionRequested,
+    ExportCancelRequested,
     ExportRequested,
     dead_letter_bytes,
     parse_input_event,
@@ -80,6 +82,15 @@ def record_ccpa_request(event: CcpaDeletionRequested) -> CcpaRequest:
     return accepted
 
 
+async def cancel_requested(event: ExportCancelRequested) -> None:
+    """Cancel the export the event names (in its campaign, when the event gives one)."""
+    stored = status_store.get(event.export_id)
+    campaign_id = event.campaign_id or (stored.campaign_id if stored else "")
+    if stored is None:
+        raise ExportNotFound(campaign_id=campaign_id, export_id=event.export_id)
+    await cancel_export(campaign_id, event.export_id, event.requested_by)
+
+
 @app.agent(exports_topic)
 async def intake(stream: Any) -> None:
     """Records requests while an export runs elsewhere: this agent never runs one."""
@@ -101,9 +112,13 @@ async def intake(stream: Any) -> None:
             record_ccpa_request(parsed)
             continue
         try:
-            record_export_request(parsed)
+            if isinstance(parsed, ExportCancelRequested):
+                await cancel_requested(parsed)
+            else:
+                record_export_request(parsed)
         except ExportServiceError as exc:
-            metrics.record_export_request(parsed.export_type, "rejected")
+            if isinstance(parsed, ExportRequested):
+                metrics.record_export_request(parsed.export_type, "rejected")
             await dead_letter(
                 raw, reason=exc.code, detail={"message": exc.message, **exc.details}, origin=origin
             )

@@ -13,6 +13,7 @@ import faust
 from core import metrics
 from core.deps import Deps
 from core.logging import use_json_format
+from core.models import ExportRecord
 from core.redaction import install_log_redaction
 from core.settings import Settings, get_settings
 from core.topic_admin import ensure_topics
@@ -20,6 +21,8 @@ from core.topic_admin import ensure_topics
 logger = logging.getLogger(__name__)
 
 Drain = Callable[[float], Awaitable[None]]
+Canceller = Callable[[str, str, str | None], Awaitable[ExportRecord]]
+"""cancel(campaign_id, export_id, requested_by) -> the record once cancelled."""
 
 
 class ExportWorker(faust.Worker):
@@ -42,6 +45,7 @@ class ExportApp(faust.App):
         self._deps: Deps | None = None
         self._deps_stack: AsyncExitStack | None = None
         self._drains: list[Drain] = []
+        self._canceller: Canceller | None = None
         super().__init__(
             settings.app_id,
             broker=settings.kafka_broker_url,
@@ -123,6 +127,17 @@ class ExportApp(faust.App):
 
             self._deps_stack = AsyncExitStack()
             self._deps = await open_deps(self.settings, self._deps_stack)
+
+    def use_canceller(self, canceller: Canceller) -> None:
+        """What cancels an export (the runner's); given by the composition root."""
+        self._canceller = canceller
+
+    async def cancel_export(
+        self, campaign_id: str, export_id: str, requested_by: str | None
+    ) -> ExportRecord:
+        if self._canceller is None:
+            raise RuntimeError("no canceller: the runner is not wired into this app")
+        return await self._canceller(campaign_id, export_id, requested_by)
 
     def on_drain(self, drain: Drain) -> Drain:
         """Register `drain(grace_seconds)`: awaited when the app stops, before the consumer

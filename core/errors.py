@@ -55,6 +55,27 @@ class ExportNotFound(ExportServiceError):
         )
 
 
+class ExportRetired(ExportServiceError):
+    code, http_status = "EXPORT_RETIRED", 404
+
+    def __init__(self, *, campaign_id: str, export_id: str, retired_at: str) -> None:
+        super().__init__(
+            f"export {export_id} was removed from the status table on {retired_at}"
+            " (STATUS_RETENTION_DAYS); export-events keeps its history",
+            details={"campaignId": campaign_id, "exportId": export_id, "retiredAt": retired_at},
+        )
+
+
+class NotCancellable(ExportServiceError):
+    code, http_status = "EXPORT_NOT_CANCELLABLE", 409
+
+    def __init__(self, *, export_id: str, status: str) -> None:
+        super().__init__(
+            f"export {export_id} is {status}: only PENDING or TRIGGERED exports can be cancelled",
+            details={"exportId": export_id, "status": status},
+        )
+
+
 class NoMarketsFound(ExportServiceError):
     code, http_status = "NO_MARKETS_FOUND", 422
 
@@ -133,3 +154,7 @@ class UploadFailed(ExportFailed):
 
 class ExportTimedOut(ExportFailed):
     code = "EXPORT_TIMEOUT"
+
+
+class ExportCancelled(ExportFailed):
+    code = "EXPORT_CANCELLED"

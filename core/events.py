@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Annotated, Any, Literal, cast
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from core.models import CcpaRequest, ExportRecord, Status
+
+EVENT_ID_NAMESPACE = uuid.UUID("5b0c3f3e-2d7a-4f4e-9a55-6f1d2c0e7a01")
+"""Every event the service publishes has `eventId` = UUIDv5(this, "<type>/<subject id>"):
+the same event published twice (a retry after a crash) has the same id, so consumers can
+drop repeats."""
+
+
+def event_id(event_type: str, subject_id: str) -> str:
+    return str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{event_type}/{subject_id}"))
+
 
 _ID = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
@@ -39,13 +50,25 @@ class CcpaDeletionRequested(BaseModel):
     requested_at: dt.datetime | None = Field(None, alias="requestedAt")
 
 
-InputEvent = Annotated[ExportRequested | CcpaDeletionRequested, Field(discriminator="type")]
-input_event_adapter: TypeAdapter[ExportRequested | CcpaDeletionRequested] = TypeAdapter(
+class ExportCancelRequested(BaseModel):
+    """`export.cancel_requested`: stop a PENDING or TRIGGERED export."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    type: Literal["export.cancel_requested"]
+    export_id: _ID = Field(alias="exportId")
+    campaign_id: _ID | None = Field(None, alias="campaignId")
+    requested_by: str | None = Field(None, alias="requestedBy", max_length=256)
+
+
+AnyInputEvent = ExportRequested | CcpaDeletionRequested | ExportCancelRequested
+InputEvent = Annotated[AnyInputEvent, Field(discriminator="type")]
+input_event_adapter: TypeAdapter[AnyInputEvent] = TypeAdapter(
     cast(Any, InputEvent)  # an Annotated union: mypy's view of TypeAdapter takes only types
 )
 
 
-def parse_input_event(raw: bytes) -> ExportRequested | CcpaDeletionRequested:
+def parse_input_event(raw: bytes) -> AnyInputEvent:
     """Parse one exports-topic message; raises ValueError (JSON) or ValidationError."""
     return input_event_adapter.validate_python(orjson.loads(raw))
 
@@ -54,6 +77,7 @@ def export_requested_bytes(record: ExportRecord) -> bytes:
     return orjson.dumps(
         {
             "type": "export.requested",
+            "eventId": event_id("export.requested", record.id),
             "exportId": record.id,
             "campaignId": record.campaign_id,
             "exportType": record.export_type,
@@ -68,6 +92,7 @@ def ccpa_requested_bytes(request: CcpaRequest) -> bytes:
     return orjson.dumps(
         {
             "type": "ccpa.deletion_requested",
+            "eventId": event_id("ccpa.deletion_requested", request.request_id),
             "requestId": request.request_id,
             "userId": request.user_id,
             "requestedBy": request.requested_by,
@@ -78,22 +103,28 @@ def ccpa_requested_bytes(request: CcpaRequest) -> bytes:
 
 def ccpa_completed_bytes(request: CcpaRequest) -> bytes:
     """`ccpa.deletion_completed`: the request with its summary (or its error when FAILED)."""
-    return orjson.dumps({"type": "ccpa.deletion_completed", **request.to_public()})
+    kind = "ccpa.deletion_completed"
+    return orjson.dumps(
+        {"type": kind, "eventId": event_id(kind, request.request_id), **request.to_public()}
+    )
 
 
 _RESULT_TYPES = {
     Status.FINISHED: "export.finished",
     Status.FAILED: "export.failed",
     Status.EXPIRED: "export.expired",
+    Status.CANCELLED: "export.cancelled",
 }
 
 
 def export_result_bytes(record: ExportRecord) -> bytes:
     """The output event for a terminal export: its type plus the public record."""
     body = record.to_public()
+    kind = _RESULT_TYPES[record.status]
     return orjson.dumps(
         {
-            "type": _RESULT_TYPES[record.status],
+            "type": kind,
+            "eventId": event_id(kind, record.id),
             "exportId": record.id,
             "keys": [o.key for o in record.objects],
             **body,
@@ -110,8 +141,10 @@ def dead_letter_bytes(
         text: str | None = original.decode("utf-8")
     except UnicodeDecodeError:
         text = None
+    where = f"{origin.get('topic')}/{origin.get('partition')}/{origin.get('offset')}"
     return orjson.dumps(
         {
+            "eventId": event_id("dead_letter", where),
             "reason": reason,
             "detail": detail,
             "origin": origin,

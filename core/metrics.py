@@ -176,14 +176,11 @@ def export_ended(
         EXPORT_BYTES.labels(export_type=label, bucket=bucket).inc(size_bytes)
 
 
-def set_status_counts(statuses: Iterable[Status]) -> None:
-    """Recompute exports_by_status and export_queue_depth from the table's statuses."""
-    counts = dict.fromkeys(Status, 0)
-    for status in statuses:
-        counts[status] += 1
-    for status, count in counts.items():
-        EXPORTS_BY_STATUS.labels(status=status.value).set(count)
-    QUEUE_DEPTH.set(counts[Status.PENDING])
+def set_status_counts(counts: Mapping[Status, int]) -> None:
+    """Set exports_by_status and export_queue_depth from the table's counts per status."""
+    for status in Status:
+        EXPORTS_BY_STATUS.labels(status=status.value).set(counts.get(status, 0))
+    QUEUE_DEPTH.set(counts.get(Status.PENDING, 0))
 
 
 def set_timeout(timeout_seconds: float) -> None:

@@ -18,10 +18,13 @@ class Status(enum.StrEnum):
     FAILED = "FAILED"
     EXPIRED = "EXPIRED"
     DELETED = "DELETED"
+    CANCELLED = "CANCELLED"
 
 
 ACTIVE_STATUSES = frozenset({Status.PENDING, Status.TRIGGERED})
-TERMINAL_STATUSES = frozenset({Status.FINISHED, Status.FAILED, Status.EXPIRED, Status.DELETED})
+TERMINAL_STATUSES = frozenset(
+    {Status.FINISHED, Status.FAILED, Status.EXPIRED, Status.DELETED, Status.CANCELLED}
+)
 
 Source = Literal["rest", "kafka"]
 
@@ -49,6 +52,23 @@ class StoredObject(BaseModel):
     sha256: str
 
 
+class PlannedUploads(BaseModel):
+    """Where a triggered run writes: the object keys it may have open multipart uploads on,
+    and the prefix of its staging objects. Kept on the record so that whatever ends the
+    export (a failure, a cancel, a retry on another day) can clean them up."""
+
+    model_config = ConfigDict(frozen=True)
+
+    bucket: str
+    keys: tuple[str, ...] = ()
+    staging_prefix: str | None = None
+
+
+_BOOKKEEPING = frozenset(
+    {"attempts", "strikes", "best_progress", "clean_stop", "announced", "planned"}
+)
+
+
 class ExportRecord(BaseModel):
     """One export request and everything known about its run."""
 
@@ -72,16 +92,20 @@ class ExportRecord(BaseModel):
     error: ErrorInfo | None = None
     deleted_at: dt.datetime | None = Field(None, alias="deletedAt")
     deleted_by: str | None = Field(None, alias="deletedBy")
-    # Run bookkeeping, not part of the public record: how many times the export was
-    # started (a restart after a crash runs it again) and whether its terminal event
-    # reached export-events (re-sent after a crash between the two writes).
+    # Run bookkeeping, not part of the public record (core/lifecycle.py says how it is
+    # used): tries started, tries in a row that got no further than the best one, how far
+    # the best got, whether the last try was stopped cleanly (a shutdown: not a try), where
+    # the run writes, and whether the terminal event reached export-events.
     attempts: int = 0
+    strikes: int = 0
+    best_progress: int = 0
+    clean_stop: bool = False
+    planned: PlannedUploads | None = None
     announced: bool = False
 
     def to_public(self) -> dict[str, Any]:
         """The record as the API and export-events show it."""
-        data = self.model_dump(mode="json", by_alias=True, exclude={"attempts", "announced"})
-        return data
+        return self.model_dump(mode="json", by_alias=True, exclude=set(_BOOKKEEPING))
 
     def to_store(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True)
@@ -97,6 +121,10 @@ class ExportRecord(BaseModel):
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE_STATUSES
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
 
     def duplicate_key(self) -> tuple[str, str, bytes, dt.date]:
         """What makes two requests the same export (SPEC §4 duplicate rule)."""

@@ -79,7 +79,15 @@ class Settings(BaseSettings):
     # Exports
     export_timeout_seconds: float = Field(3600.0, gt=0)
     export_max_attempts: int = Field(
-        3, ge=1, description="runs of one export (restarts after a crash count) before FAILED"
+        3,
+        ge=1,
+        description="tries in a row that get no further than the best one before FAILED",
+    )
+    status_retention_days: float = Field(
+        90, ge=0, description="terminal records leave the status table after this; 0 keeps all"
+    )
+    status_retention_sweep_seconds: float = Field(
+        300.0, gt=0, description="how often the idle runner removes expired records"
     )
     max_rows_per_file: int = Field(500_000, ge=1)
     zip_staging_buffer_bytes: int = Field(

@@ -10,9 +10,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import bson
+import orjson
 
 from core.deps import Doc
 from core.errors import SourceUnavailable, UploadFailed
+from core.models import CcpaRequest, ExportRecord
+from topics.status import StatusStore
 
 
 def _get(doc: Mapping[str, Any], dotted: str) -> Any:
@@ -251,3 +254,15 @@ class InMemoryStore:
 
     async def ping(self, bucket: str) -> None:
         return None
+
+
+def seed(store: StatusStore, *items: ExportRecord | CcpaRequest) -> None:
+    """Put records into the store's table as a recovery would restore them (any status,
+    no lifecycle check), then let the store index the table again."""
+    table = store._table
+    for item in items:
+        if isinstance(item, CcpaRequest):
+            table[b"ccpa/" + item.request_id.encode()] = orjson.dumps(item.to_store())
+        else:
+            table[item.id.encode()] = orjson.dumps(item.to_store())
+    store.rebuild()

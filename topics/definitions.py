@@ -68,3 +68,11 @@ status_table = app.tables.add(
 """Export id -> export record (orjson bytes); changelog-backed."""
 
 status_store = StatusStore(cast(MutableMapping[Any, Any], status_table))
+
+
+async def _reindex_after_recovery() -> None:
+    """Recovery replays the changelog into the table behind the store's back."""
+    status_store.rebuild()
+
+
+status_table.on_recover(_reindex_after_recovery)

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from core import metrics
 from core.app import app
-from core.errors import ExportNotFound, ExportServiceError, NotReady
+from core.errors import ExportNotFound, ExportRetired, ExportServiceError, NotReady
 from core.events import export_requested_bytes
 from core.models import ExportRecord, Status, new_export_id, utcnow
 from exporters.registry import BY_NAME, get_spec
@@ -121,19 +121,18 @@ class CampaignExports(ApiView):
     async def get(self, request: web.Request, campaign_id: str) -> web.StreamResponse:
         _authorised(request, campaign_id)
         query = parse_list_query(request.query, export_types=BY_NAME.keys())
-        records = status_store.for_campaign(campaign_id)
-        if query.status is not None:
-            records = [r for r in records if r.status == query.status]
-        if query.export_type is not None:
-            records = [r for r in records if r.export_type == query.export_type]
-        if query.cursor is not None:
-            after = decode_cursor(query.cursor)
-            records = [r for r in records if (r.created_at, r.id) < after]
-        page = records[: query.limit]
-        next_cursor = (
-            encode_cursor(page[-1].created_at, page[-1].id) if len(records) > query.limit else None
+        page = status_store.page(
+            campaign_id,
+            status=query.status,
+            export_type=query.export_type,
+            before=None if query.cursor is None else decode_cursor(query.cursor),
+            limit=query.limit,
         )
-        return json_response({"items": [r.to_public() for r in page], "next": next_cursor})
+        last = page.items[-1] if page.items else None
+        next_cursor = (
+            encode_cursor(last.created_at, last.id) if page.more and last is not None else None
+        )
+        return json_response({"items": [r.to_public() for r in page.items], "next": next_cursor})
 
 
 @blueprint.route("/campaigns/{campaign_id}/exports/{export_id}", name="campaign-export")
@@ -144,10 +143,30 @@ class CampaignExport(ApiView):
     ) -> web.StreamResponse:
         _authorised(request, campaign_id)
         validated_id(export_id, name="exportId")
-        record = status_store.get(export_id)
-        if record is None or record.campaign_id != campaign_id:
-            raise ExportNotFound(campaign_id=campaign_id, export_id=export_id)
-        return json_response(await _with_download_urls(record))
+        return json_response(await _with_download_urls(_found(campaign_id, export_id)))
+
+    async def delete(self, request: web.Request, campaign_id: str, export_id: str) -> web.Response:
+        """Cancel a PENDING or TRIGGERED export: 200 with the CANCELLED record, 409 when it
+        has already ended (with its status), 404 when it is not there."""
+        principal = _authorised(request, campaign_id)
+        validated_id(export_id, name="exportId")
+        record = _found(campaign_id, export_id)
+        cancelled = await app.cancel_export(campaign_id, record.id, principal.sub)
+        return json_response(cancelled.to_public(), status=200)
+
+
+def _found(campaign_id: str, export_id: str) -> ExportRecord:
+    """The campaign's export; 404 EXPORT_RETIRED for one retention removed, else
+    EXPORT_NOT_FOUND."""
+    record = status_store.get(export_id)
+    if record is not None and record.campaign_id == campaign_id:
+        return record
+    retired = status_store.retired(export_id) if record is None else None
+    if retired is not None and retired.campaign_id == campaign_id:
+        raise ExportRetired(
+            campaign_id=campaign_id, export_id=export_id, retired_at=retired.retired_at.isoformat()
+        )
+    raise ExportNotFound(campaign_id=campaign_id, export_id=export_id)
 
 
 blueprint.register(app, url_prefix="")

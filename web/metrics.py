@@ -22,7 +22,7 @@ metrics.register_export_types(BY_NAME)
 
 def refresh() -> None:
     """Scrape-time values: statuses from the table, lag from the consumer."""
-    metrics.set_status_counts(record.status for record in status_store.records())
+    metrics.set_status_counts(status_store.status_counts())
     metrics.set_consumer_lag(metrics.consumer_lag(app.consumer, app.settings.topic_exports))
 
 

@@ -262,7 +262,27 @@ def _paths() -> dict[str, Schema]:
                     "400": _resp("BadRequest"),
                     "401": _resp("Unauthenticated"),
                     "403": _resp("Forbidden"),
-                    "404": _resp("NotFound"),
+                    "404": _error(
+                        "EXPORT_NOT_FOUND, or EXPORT_RETIRED: removed from the status table "
+                        "after STATUS_RETENTION_DAYS (export-events keeps its history)"
+                    ),
+                    "503": _resp("Unavailable"),
+                },
+            },
+            "delete": {
+                "operationId": "cancelExport",
+                "summary": "Cancel a PENDING or TRIGGERED export: a running one stops, its "
+                "uploads are aborted, it ends CANCELLED and `export.cancelled` is published",
+                "responses": {
+                    "200": _json(_ref("ExportRecord"), "the export, CANCELLED"),
+                    "400": _resp("BadRequest"),
+                    "401": _resp("Unauthenticated"),
+                    "403": _resp("Forbidden"),
+                    "404": _error("EXPORT_NOT_FOUND or EXPORT_RETIRED"),
+                    "409": _error(
+                        "EXPORT_NOT_CANCELLABLE: the export has already ended "
+                        "(details.status says how)"
+                    ),
                     "503": _resp("Unavailable"),
                 },
             },

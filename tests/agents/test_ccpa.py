@@ -15,7 +15,7 @@ from core.models import (
     StoredObject,
     new_export_id,
 )
-from tests.fakes import InMemorySource, InMemoryStore
+from tests.fakes import InMemorySource, InMemoryStore, seed
 from topics.definitions import status_store
 
 
@@ -29,7 +29,7 @@ def finished(campaign: str, export_type: str, keys: list[str]) -> ExportRecord:
         objects=tuple(StoredObject(key=k, size=1, sha256="00") for k in keys),
         announced=True,
     )
-    status_store.put(record)
+    seed(status_store, record)
     return record
 
 
@@ -52,7 +52,7 @@ async def test_non_exempt_finished_exports_lose_their_objects_and_become_deleted
     scoring = finished(campaign, "scoring", [f"{campaign}/s.csv"])
     other = finished(f"{campaign}-other", "entries", [f"{campaign}-other/x.csv"])
     pending = ExportRecord(id=new_export_id(), campaign_id=campaign, export_type="codes")
-    status_store.put(pending)
+    seed(status_store, pending)
     for key in (f"{campaign}/a.csv", f"{campaign}/b.csv", f"{campaign}/s.csv"):
         store.objects[("exports", key)] = b"x"
     store.objects[("exports", f"{campaign}-other/x.csv")] = b"x"
@@ -94,7 +94,7 @@ async def test_the_intake_records_a_deletion_once(deps: Deps) -> None:
         first = status_store.get_ccpa(request_id)
         assert first is not None
         assert (first.status, first.source) == (CcpaStatus.PENDING, "kafka")
-        status_store.put_ccpa(first.evolve(status=CcpaStatus.COMPLETED, announced=True))
+        seed(status_store, first.evolve(status=CcpaStatus.COMPLETED, announced=True))
         await agent.put(event)
     replayed = status_store.get_ccpa(request_id)
     assert replayed is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from core.models import CcpaRequest, CcpaStatus, ExportRecord, Status
+from tests.fakes import seed
 from topics.status import StatusStore
 
 DAY = dt.datetime(2026, 5, 1, 12, tzinfo=dt.UTC)
@@ -20,8 +21,8 @@ def ccpa(request_id: str, at: dt.datetime, user_id: str = "u1", **kw: object) ->
 
 def test_ccpa_requests_are_not_export_records() -> None:
     store = StatusStore({})
-    store.put(export("e1", DAY))
-    store.put_ccpa(ccpa("r1", DAY))
+    seed(store, export("e1", DAY))
+    seed(store, ccpa("r1", DAY))
     assert [r.id for r in store.records()] == ["e1"]
     assert [r.request_id for r in store.ccpa_requests()] == ["r1"]
     assert store.get("r1") is None
@@ -32,24 +33,24 @@ def test_ccpa_requests_are_not_export_records() -> None:
 
 def test_exports_and_deletions_run_in_one_queue_oldest_first() -> None:
     store = StatusStore({})
-    store.put(export("late", DAY + dt.timedelta(seconds=2)))
-    store.put_ccpa(ccpa("r1", DAY + dt.timedelta(seconds=1)))
-    store.put(export("early", DAY))
+    seed(store, export("late", DAY + dt.timedelta(seconds=2)))
+    seed(store, ccpa("r1", DAY + dt.timedelta(seconds=1)))
+    seed(store, export("early", DAY))
     order = []
     while (work := store.next_work()) is not None:
         if isinstance(work, CcpaRequest):
             order.append(work.request_id)
-            store.put_ccpa(work.evolve(status=CcpaStatus.COMPLETED))
+            seed(store, work.evolve(status=CcpaStatus.COMPLETED))
         else:
             order.append(work.id)
-            store.put(work.evolve(status=Status.FINISHED))
+            seed(store, work.evolve(status=Status.FINISHED))
     assert order == ["early", "r1", "late"]
 
 
 def test_an_interrupted_deletion_runs_before_older_pending_exports() -> None:
     store = StatusStore({})
-    store.put(export("old", DAY))
-    store.put_ccpa(ccpa("crashed", DAY + dt.timedelta(hours=1), status=CcpaStatus.RUNNING))
+    seed(store, export("old", DAY))
+    seed(store, ccpa("crashed", DAY + dt.timedelta(hours=1), status=CcpaStatus.RUNNING))
     work = store.next_work()
     assert isinstance(work, CcpaRequest)
     assert work.request_id == "crashed"
@@ -57,8 +58,8 @@ def test_an_interrupted_deletion_runs_before_older_pending_exports() -> None:
 
 def test_an_interrupted_export_runs_before_a_pending_deletion() -> None:
     store = StatusStore({})
-    store.put_ccpa(ccpa("r1", DAY))
-    store.put(export("crashed", DAY + dt.timedelta(hours=1), status=Status.TRIGGERED))
+    seed(store, ccpa("r1", DAY))
+    seed(store, export("crashed", DAY + dt.timedelta(hours=1), status=Status.TRIGGERED))
     work = store.next_work()
     assert isinstance(work, ExportRecord)
     assert work.id == "crashed"
@@ -69,11 +70,11 @@ def test_a_replayed_request_changes_nothing_unless_it_failed() -> None:
     first, queued = store.accept_ccpa(ccpa("r1", DAY))
     assert queued
     done = first.evolve(status=CcpaStatus.COMPLETED, announced=True)
-    store.put_ccpa(done)
+    seed(store, done)
     again, queued = store.accept_ccpa(ccpa("r1", DAY + dt.timedelta(days=1), user_id="other"))
     assert not queued
     assert again == done
-    store.put_ccpa(done.evolve(status=CcpaStatus.FAILED, attempts=3))
+    seed(store, done.evolve(status=CcpaStatus.FAILED, attempts=3))
     retry, queued = store.accept_ccpa(ccpa("r1", DAY))
     assert queued
     assert (retry.status, retry.attempts) == (CcpaStatus.PENDING, 0)
@@ -81,7 +82,7 @@ def test_a_replayed_request_changes_nothing_unless_it_failed() -> None:
 
 def test_finished_unannounced_deletions_are_announced_again() -> None:
     store = StatusStore({})
-    store.put_ccpa(ccpa("done", DAY, status=CcpaStatus.COMPLETED))
-    store.put_ccpa(ccpa("sent", DAY, status=CcpaStatus.COMPLETED, announced=True))
-    store.put_ccpa(ccpa("running", DAY, status=CcpaStatus.RUNNING))
+    seed(store, ccpa("done", DAY, status=CcpaStatus.COMPLETED))
+    seed(store, ccpa("sent", DAY, status=CcpaStatus.COMPLETED, announced=True))
+    seed(store, ccpa("running", DAY, status=CcpaStatus.RUNNING))
     assert [r.request_id for r in store.unannounced_ccpa()] == ["done"]

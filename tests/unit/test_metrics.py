@@ -46,12 +46,12 @@ def test_every_documented_metric_is_in_the_registry() -> None:
 
 
 def test_every_status_is_exported_with_zeros() -> None:
-    metrics.set_status_counts([Status.PENDING, Status.PENDING, Status.FAILED])
+    metrics.set_status_counts({Status.PENDING: 2, Status.FAILED: 1})
     for status in Status:
         expected = {"PENDING": 2, "FAILED": 1}.get(status.value, 0)
         assert value("exports_by_status", status=status.value) == expected
     assert value("export_queue_depth") == 2
-    metrics.set_status_counts([])
+    metrics.set_status_counts({})
     assert value("exports_by_status", status="PENDING") == 0
 
 

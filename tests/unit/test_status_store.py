@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 from core.models import ExportRecord, Status
+from tests.fakes import seed
 from topics.status import StatusStore
 
 DAY = dt.datetime(2026, 5, 1, 12, tzinfo=dt.UTC)
@@ -21,9 +22,9 @@ def rec(
 
 def test_oldest_pending_runs_first() -> None:
     store = StatusStore({})
-    store.put(rec("b", at=DAY + dt.timedelta(seconds=2)))
-    store.put(rec("a", at=DAY + dt.timedelta(seconds=1), export_type="codes"))
-    store.put(rec("c", at=DAY, status=Status.FINISHED, export_type="x"))
+    seed(store, rec("b", at=DAY + dt.timedelta(seconds=2)))
+    seed(store, rec("a", at=DAY + dt.timedelta(seconds=1), export_type="codes"))
+    seed(store, rec("c", at=DAY, status=Status.FINISHED, export_type="x"))
     nxt = store.next_to_run()
     assert nxt is not None
     assert nxt.id == "a"
@@ -31,9 +32,12 @@ def test_oldest_pending_runs_first() -> None:
 
 def test_an_interrupted_export_runs_before_pending_ones() -> None:
     store = StatusStore({})
-    store.put(rec("old", at=DAY))
-    store.put(
-        rec("crashed", at=DAY + dt.timedelta(hours=1), status=Status.TRIGGERED, export_type="codes")
+    seed(store, rec("old", at=DAY))
+    seed(
+        store,
+        rec(
+            "crashed", at=DAY + dt.timedelta(hours=1), status=Status.TRIGGERED, export_type="codes"
+        ),
     )
     nxt = store.next_to_run()
     assert nxt is not None
@@ -42,7 +46,7 @@ def test_an_interrupted_export_runs_before_pending_ones() -> None:
 
 def test_duplicates_match_campaign_type_params_and_utc_day_of_active_exports() -> None:
     store = StatusStore({})
-    store.put(rec("a", params={"x": 1, "y": 2}))
+    seed(store, rec("a", params={"x": 1, "y": 2}))
     same = rec("b", at=DAY + dt.timedelta(hours=11), params={"y": 2, "x": 1})
     assert store.accept(same) == (store.get("a"), False)
     assert store.get("b") == store.get("a")  # the duplicate's id points to the export
@@ -54,22 +58,22 @@ def test_duplicates_match_campaign_type_params_and_utc_day_of_active_exports() -
 
 def test_finished_exports_do_not_absorb_new_requests() -> None:
     store = StatusStore({})
-    store.put(rec("a", status=Status.FINISHED))
+    seed(store, rec("a", status=Status.FINISHED))
     assert store.accept(rec("b"))[1] is True
 
 
 def test_campaign_listing_is_newest_first() -> None:
     store = StatusStore({})
     for i in range(3):
-        store.put(rec(f"r{i}", at=DAY + dt.timedelta(minutes=i), export_type=f"t{i}"))
-    store.put(rec("other", campaign_id="c2"))
+        seed(store, rec(f"r{i}", at=DAY + dt.timedelta(minutes=i), export_type=f"t{i}"))
+    seed(store, rec("other", campaign_id="c2"))
     assert [r.id for r in store.for_campaign("c1")] == ["r2", "r1", "r0"]
 
 
 def test_an_export_started_but_not_yet_triggered_counts_as_interrupted() -> None:
     store = StatusStore({})
-    store.put(rec("old", at=DAY))
-    store.put(rec("started", at=DAY + dt.timedelta(hours=1), attempts=1, export_type="codes"))
+    seed(store, rec("old", at=DAY))
+    seed(store, rec("started", at=DAY + dt.timedelta(hours=1), attempts=1, export_type="codes"))
     nxt = store.next_to_run()
     assert nxt is not None
     assert nxt.id == "started"

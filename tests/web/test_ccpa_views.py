@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.models import CcpaRequest, CcpaStatus, CcpaSummary, new_export_id
+from tests.fakes import seed
 from tests.web.conftest import Mint, bearer
 from topics.definitions import status_store
 from web.openapi import document
@@ -26,7 +27,7 @@ async def test_a_request_shows_its_status_and_summary(client: Any) -> None:
         status=CcpaStatus.COMPLETED,
         summary=CcpaSummary(campaign_ids=("c1",)),
     )
-    status_store.put_ccpa(request)
+    seed(status_store, request)
     response = await client.get(f"/ccpa/requests/{request.request_id}")
     assert response.status == 200
     body = await response.json()

@@ -8,6 +8,7 @@ from typing import Any, cast
 import pytest
 
 from core.models import ExportRecord, Status, StoredObject, new_export_id
+from tests.fakes import seed
 from topics.definitions import status_store
 
 
@@ -63,7 +64,7 @@ async def test_unknown_export_is_404(client: Any) -> None:
 
 async def test_an_export_of_another_campaign_is_not_found(client: Any) -> None:
     record = ExportRecord(id=new_export_id(), campaign_id="c2", export_type="codes")
-    status_store.put(record)
+    seed(status_store, record)
     response = await client.get(f"/campaigns/c1/exports/{record.id}")
     assert response.status == 404
 
@@ -78,8 +79,8 @@ async def test_finished_export_has_download_urls_others_do_not(client: Any) -> N
         objects=(StoredObject(key="entries/c1/x/a.csv", size=3, sha256="00"),),
     )
     waiting = ExportRecord(id=new_export_id(), campaign_id="c1", export_type="codes")
-    status_store.put(done)
-    status_store.put(waiting)
+    seed(status_store, done)
+    seed(status_store, waiting)
     body = await (await client.get(f"/campaigns/c1/exports/{done.id}")).json()
     assert body["status"] == "FINISHED"
     assert body["downloadUrls"] == [
@@ -93,14 +94,15 @@ async def test_listing_filters_and_pages_newest_first(client: Any) -> None:
     campaign = f"list-{new_export_id()}"
     start = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
     for i in range(5):
-        status_store.put(
+        seed(
+            status_store,
             ExportRecord(
                 id=f"{campaign}-{i}",
                 campaign_id=campaign,
                 export_type="entries" if i % 2 else "codes",
                 status=Status.FINISHED if i < 3 else Status.PENDING,
                 created_at=start + dt.timedelta(minutes=i),
-            )
+            ),
         )
     page = await (await client.get(f"/campaigns/{campaign}/exports?limit=2")).json()
     assert [r["id"] for r in page["items"]] == [f"{campaign}-4", f"{campaign}-3"]
@@ -185,7 +187,7 @@ async def test_only_finished_exports_get_download_urls(client: Any, status: Stat
         bucket="exports",
         objects=(StoredObject(key="entries/c1/x/a.csv", size=3, sha256="00"),),
     )
-    status_store.put(record)
+    seed(status_store, record)
     body = await (await client.get(f"/campaigns/c1/exports/{record.id}")).json()
     assert body["status"] == status.value
     assert "downloadUrls" not in body
@@ -203,7 +205,7 @@ async def test_every_object_gets_a_url_with_the_configured_expiry(client: Any) -
         bucket="exports",
         objects=tuple(StoredObject(key=k, size=1, sha256="00") for k in keys),
     )
-    status_store.put(record)
+    seed(status_store, record)
     original = app.settings
     app.settings = original.model_copy(update={"presign_expiry_seconds": 600})
     try:

@@ -85,10 +85,10 @@ async def test_a_request_that_fails_logs_neither_its_token_nor_pii(
 ) -> None:
     token = mint(sub="fan@example.com", supreme=True)
 
-    def broken(campaign_id: str) -> Any:
+    def broken(campaign_id: str, **filters: Any) -> Any:
         raise RuntimeError(f"lookup failed for fan@example.com with Bearer {token}")
 
-    monkeypatch.setattr(status_store, "for_campaign", broken)
+    monkeypatch.setattr(status_store, "page", broken)
     with caplog.at_level(logging.DEBUG):
         response = await client.get("/campaigns/c1/exports", headers=bearer(token))
     assert response.status == 500

@@ -10,6 +10,7 @@ import pytest
 
 from core.models import ExportRecord, Status, StoredObject, new_export_id
 from exporters.registry import SPECS
+from tests.fakes import seed
 from topics.definitions import status_store
 from web.openapi import document
 
@@ -109,7 +110,7 @@ async def test_answers_match_their_schemas(client: Any, anon_client: Any) -> Non
         bucket="exports",
         objects=(StoredObject(key="codes/c1/x/a.csv", size=3, sha256="00"),),
     )
-    status_store.put(finished)
+    seed(status_store, finished)
     one = await (await client.get(f"/campaigns/c1/exports/{finished.id}")).json()
     validator("ExportWithDownloads").validate(one)
     page = await (await client.get("/campaigns/c1/exports?limit=2")).json()

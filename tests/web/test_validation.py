@@ -12,6 +12,7 @@ import pytest
 
 from core.errors import InvalidRequest
 from core.models import ExportRecord, new_export_id
+from tests.fakes import seed
 from tests.web.test_exports_views import assert_error
 from topics.definitions import status_store
 from web.requests import decode_cursor, encode_cursor
@@ -148,8 +149,9 @@ async def test_pages_cover_every_export_once_even_with_equal_timestamps(client: 
     same = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
     ids = sorted(f"{campaign}-{i:02d}" for i in range(7))
     for export_id in ids:
-        status_store.put(
-            ExportRecord(id=export_id, campaign_id=campaign, export_type="codes", created_at=same)
+        seed(
+            status_store,
+            ExportRecord(id=export_id, campaign_id=campaign, export_type="codes", created_at=same),
         )
     seen: list[str] = []
     cursor = None
@@ -175,8 +177,8 @@ async def test_unknown_paths_are_404_in_the_error_shape(client: Any) -> None:
     [
         ("PUT", LIST, {"GET", "HEAD", "POST"}),
         ("DELETE", LIST, {"GET", "HEAD", "POST"}),
-        ("PATCH", f"{LIST}/e1", {"GET", "HEAD"}),
-        ("POST", f"{LIST}/e1", {"GET", "HEAD"}),
+        ("PATCH", f"{LIST}/e1", {"GET", "HEAD", "DELETE"}),
+        ("POST", f"{LIST}/e1", {"GET", "HEAD", "DELETE"}),
         ("DELETE", "/heartbeat", {"GET", "HEAD"}),
         ("POST", "/openapi.json", {"GET", "HEAD"}),
         ("OPTIONS", LIST, {"GET", "HEAD", "POST"}),
@@ -192,10 +194,10 @@ async def test_wrong_methods_are_405_with_allow(
 
 
 async def test_a_bug_in_a_view_is_a_clean_500(client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(campaign_id: str) -> Any:
+    def broken(campaign_id: str, **filters: Any) -> Any:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(status_store, "for_campaign", broken)
+    monkeypatch.setattr(status_store, "page", broken)
     response = await client.get(LIST)
     assert response.status == 500
     body = await response.json()
