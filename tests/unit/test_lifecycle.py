@@ -1,0 +1,121 @@
+"""The lifecycles (core/lifecycle.py): every pair of states, and how tries are counted."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from core.lifecycle import IllegalTransition, check_ccpa, check_export, progress_of, start_try
+from core.models import CcpaStatus, ExportRecord, Status
+from topics.status import StatusStore
+
+P, T, F, X, E, D, C = (
+    Status.PENDING,
+    Status.TRIGGERED,
+    Status.FINISHED,
+    Status.FAILED,
+    Status.EXPIRED,
+    Status.DELETED,
+    Status.CANCELLED,
+)
+# Written from the issue's rules, not read from the module: a new export is PENDING; it is
+# triggered, or ends FAILED/EXPIRED/CANCELLED from either active state; only a triggered
+# one FINISHES; CCPA deletes FINISHED exports; nothing leaves the other terminal states.
+EXPORT_MOVES = {
+    (None, P),
+    (P, T),
+    (P, X),
+    (P, E),
+    (P, C),
+    (T, F),
+    (T, X),
+    (T, E),
+    (T, C),
+    (F, D),
+}
+CCPA_MOVES = {
+    (None, CcpaStatus.PENDING),
+    (CcpaStatus.PENDING, CcpaStatus.RUNNING),
+    (CcpaStatus.PENDING, CcpaStatus.FAILED),
+    (CcpaStatus.RUNNING, CcpaStatus.COMPLETED),
+    (CcpaStatus.RUNNING, CcpaStatus.FAILED),
+    (CcpaStatus.FAILED, CcpaStatus.PENDING),
+}
+
+
+@pytest.mark.parametrize(("stored", "new"), list(itertools.product([None, *Status], list(Status))))
+def test_every_pair_of_export_states(stored: Status | None, new: Status) -> None:
+    allowed = (stored, new) in EXPORT_MOVES or stored == new
+    if allowed:
+        check_export("e1", stored, new)
+    else:
+        with pytest.raises(IllegalTransition):
+            check_export("e1", stored, new)
+
+
+@pytest.mark.parametrize(
+    ("stored", "new"), list(itertools.product([None, *CcpaStatus], list(CcpaStatus)))
+)
+def test_every_pair_of_ccpa_states(stored: CcpaStatus | None, new: CcpaStatus) -> None:
+    allowed = (stored, new) in CCPA_MOVES or stored == new
+    if allowed:
+        check_ccpa("r1", stored, new)
+    else:
+        with pytest.raises(IllegalTransition):
+            check_ccpa("r1", stored, new)
+
+
+def test_the_store_refuses_an_illegal_write_and_keeps_the_record() -> None:
+    store = StatusStore({})
+    record = ExportRecord(id="e1", campaign_id="c1", export_type="codes")
+    with pytest.raises(IllegalTransition):
+        store.put(record.evolve(status=Status.FINISHED))  # never stored: must start PENDING
+    store.put(record)
+    with pytest.raises(IllegalTransition):
+        store.put(record.evolve(status=Status.FINISHED))  # not triggered
+    assert store.get("e1") == record
+    assert store.next_to_run() == record
+
+
+def started(record: ExportRecord, limit: int = 3) -> ExportRecord:
+    step = start_try(record, limit)
+    assert not step.exhausted
+    return step.record
+
+
+def test_tries_that_get_further_are_not_counted() -> None:
+    record = started(ExportRecord(id="e1", campaign_id="c1", export_type="codes"))
+    assert (record.attempts, record.strikes) == (1, 0)
+    for rows in (100, 200, 5000, 5001, 90_000):  # killed each time, a bit further
+        record = started(record.evolve(status=Status.TRIGGERED, row_count=rows))
+        assert record.strikes == 0
+        assert record.best_progress == progress_of(record)
+    assert record.attempts == 6
+
+
+def test_a_poison_export_fails_after_the_limit_of_tries_without_progress() -> None:
+    record = started(ExportRecord(id="e1", campaign_id="c1", export_type="codes"), limit=2)
+    # Every try dies at row 700.
+    record = started(record.evolve(status=Status.TRIGGERED, row_count=700), limit=2)
+    assert record.strikes == 0  # the first time it got there: progress
+    record = started(record.evolve(status=Status.TRIGGERED, row_count=700), limit=2)
+    assert record.strikes == 1
+    step = start_try(record.evolve(status=Status.TRIGGERED, row_count=700), 2)
+    assert step.exhausted
+    assert step.record.strikes == 2
+
+
+def test_a_death_before_the_trigger_is_a_try_without_progress() -> None:
+    record = started(ExportRecord(id="e1", campaign_id="c1", export_type="codes"), limit=2)
+    record = started(record, limit=2)  # died while PENDING (preparing)
+    assert record.strikes == 1
+    assert start_try(record, 2).exhausted
+
+
+def test_a_clean_stop_is_not_a_try() -> None:
+    record = started(ExportRecord(id="e1", campaign_id="c1", export_type="codes"), limit=1)
+    for _ in range(5):  # shutdowns past the grace period, each before any progress
+        record = started(record.evolve(clean_stop=True), limit=1)
+        assert record.strikes == 0
+    assert start_try(record, 1).exhausted  # a crash at the same point counts
