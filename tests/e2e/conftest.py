@@ -188,7 +188,7 @@ class Worker:
     ) -> dict[str, Any]:
         def done() -> dict[str, Any] | None:
             body = self.get_export(campaign_id, export_id)
-            if body and body["status"] in {"FINISHED", "FAILED", "EXPIRED"}:
+            if body and body["status"] in {"FINISHED", "FAILED", "EXPIRED", "CANCELLED"}:
                 return body
             return None
 
