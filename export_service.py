@@ -17,10 +17,14 @@ __all__ = ["agents", "app", "main", "web"]
 app.use_canceller(agents.export_runner.cancel_export)
 
 
+_FAUST_LEVELS = {"WARNING": "warn"}
+
+
 def _with_default_log_level(argv: list[str], level: str) -> list[str]:
     """Faust's worker takes its level from `-l`; LOG_LEVEL fills it in when not given."""
     if len(argv) > 1 and argv[1] == "worker" and not {"-l", "--loglevel"} & set(argv):
-        return [*argv, "--loglevel", level.lower()]
+        # Faust's CLI spells WARNING "warn" (and refuses "warning").
+        return [*argv, "--loglevel", _FAUST_LEVELS.get(level, level.lower())]
     return argv
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import sys
 import time
@@ -150,11 +151,47 @@ def _create_bucket(client: Any, name: str) -> bool:
     return True
 
 
+def lifecycle_rules(retention_days: float) -> dict[str, Any]:
+    """Export objects expire with their status records (STATUS_RETENTION_DAYS, rounded up to
+    whole days as S3 counts them); incomplete multipart uploads go after a day."""
+    rules: list[dict[str, Any]] = [
+        {
+            "ID": "abort-incomplete-uploads",
+            "Status": "Enabled",
+            "Filter": {"Prefix": ""},
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+        }
+    ]
+    if retention_days > 0:
+        rules.append(
+            {
+                "ID": "export-retention",
+                "Status": "Enabled",
+                "Filter": {"Prefix": ""},
+                "Expiration": {"Days": max(1, math.ceil(retention_days))},
+            }
+        )
+    return {"Rules": rules}
+
+
 def create_buckets(client: Any) -> list[str]:
     names = bucket_names()
+    rules = lifecycle_rules(float(env("STATUS_RETENTION_DAYS", "90")))
+    vf_scoring = env("S3_BUCKET_VF_SCORING", "vf-scoring")
     for name in names:
         if retry(f"creating bucket {name}", partial(_create_bucket, client, name)):
             log.info("created bucket %s", name)
+        # The SMS waves the service reads live in the vf-scoring bucket: uploads are still
+        # cleaned up there, but nothing expires.
+        wanted = rules if name != vf_scoring else {"Rules": rules["Rules"][:1]}
+        retry(
+            f"setting the lifecycle of bucket {name}",
+            partial(
+                client.put_bucket_lifecycle_configuration,
+                Bucket=name,
+                LifecycleConfiguration=wanted,
+            ),
+        )
     return names
 
 

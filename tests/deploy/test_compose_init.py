@@ -72,6 +72,15 @@ def test_init_creates_topics_and_buckets_and_loads_the_demo_twice(stack: LocalSt
     s3 = _s3(stack)
     buckets = {b["Name"] for b in s3.list_buckets()["Buckets"]}
     assert {v for k, v in env.items() if k.startswith("S3_BUCKET_")} <= buckets
+    # Objects expire with their status records (STATUS_RETENTION_DAYS, 90 by default),
+    # except in vf-scoring, which also holds the SMS waves the service reads.
+    rules = s3.get_bucket_lifecycle_configuration(Bucket=env["S3_BUCKET_EXPORTS"])["Rules"]
+    assert {r["ID"]: r.get("Expiration", {}).get("Days") for r in rules} == {
+        "abort-incomplete-uploads": None,
+        "export-retention": 90,
+    }
+    vf_rules = s3.get_bucket_lifecycle_configuration(Bucket=env["S3_BUCKET_VF_SCORING"])["Rules"]
+    assert [r["ID"] for r in vf_rules] == ["abort-incomplete-uploads"]
     waves = s3.list_objects_v2(Bucket=env["S3_BUCKET_VF_SCORING"], Prefix="sms-waves/")
     assert [o["Key"] for o in waves["Contents"]] == ["sms-waves/demo-campaign/wave-1.csv"]
 

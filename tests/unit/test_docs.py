@@ -19,6 +19,10 @@ def test_log_level_setting_becomes_the_worker_flag() -> None:
     from export_service import _with_default_log_level
 
     defaulted = _with_default_log_level(["x", "worker"], "WARNING")
-    assert defaulted == ["x", "worker", "--loglevel", "warning"]
+    assert defaulted == ["x", "worker", "--loglevel", "warn"]
+    # Faust's worker refuses any other spelling (it exits with a usage error).
+    for level in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        flag = _with_default_log_level(["x", "worker"], level)[-1]
+        assert flag in {"crit", "error", "warn", "info", "debug"}
     explicit = ["x", "worker", "-l", "info"]
     assert _with_default_log_level(explicit, "WARNING") == explicit
