@@ -299,10 +299,7 @@ def run(records: int, campaigns: int, samples: int, intake: int, idle_seconds: f
             ]
             started = time.monotonic()
             produced_rate = _produce(stack, "exports", events)
-            while (
-                worker.metric("export_requests_total") - accepted_before
-                < intake
-            ):
+            while worker.metric("export_requests_total") - accepted_before < intake:
                 if time.monotonic() - started > 120:
                     worker.log.flush()
                     tail = Path(worker.log.name).read_text(errors="replace")[-3000:]
