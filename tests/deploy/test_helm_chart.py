@@ -27,6 +27,7 @@ ALL_ON = [
     "metrics.prometheusRule.enabled=true",
     "metrics.grafanaDashboard.enabled=true",
     "podDisruptionBudget.enabled=true",
+    "bucketLifecycle.enabled=true",
 ]
 Render = Callable[..., dict[str, list[dict[str, Any]]]]
 
@@ -60,10 +61,9 @@ def only(objects: dict[str, list[dict[str, Any]]], kind: str) -> dict[str, Any]:
 
 
 def settings(objects: dict[str, list[dict[str, Any]]]) -> dict[str, str]:
-    """The data of the settings ConfigMap (the other one, if any, holds the dashboard)."""
-    (configmap,) = [
-        c for c in objects["ConfigMap"] if not c["metadata"]["name"].endswith("-dashboard")
-    ]
+    """The data of the settings ConfigMap (the others hold the dashboard, the S3 rules)."""
+    others = ("-dashboard", "-bucket-lifecycle")
+    (configmap,) = [c for c in objects["ConfigMap"] if not c["metadata"]["name"].endswith(others)]
     data: dict[str, str] = configmap["data"]
     return data
 
@@ -106,9 +106,29 @@ def test_everything_on_renders_the_optional_objects(render: Render) -> None:
         "ServiceMonitor",
         "PrometheusRule",
         "PodDisruptionBudget",
+        "Job",
     }
     assert only(objects, "Deployment")["spec"]["replicas"] == 2
-    assert len(objects["ConfigMap"]) == 2  # settings + Grafana dashboard
+    assert len(objects["ConfigMap"]) == 3  # settings, Grafana dashboard, bucket lifecycle
+
+
+def test_bucket_lifecycle_rules_follow_the_retention(render: Render) -> None:
+    objects = render("bucketLifecycle.enabled=true", "config.STATUS_RETENTION_DAYS=30")
+    (rules,) = [c for c in objects["ConfigMap"] if c["metadata"]["name"].endswith("lifecycle")]
+    expire = json.loads(rules["data"]["expire.json"])["Rules"]
+    assert {r["ID"]: r.get("Expiration") for r in expire} == {
+        "abort-incomplete-uploads": None,
+        "export-retention": {"Days": 30},
+    }
+    keep = json.loads(rules["data"]["keep.json"])["Rules"]
+    assert [r["ID"] for r in keep] == ["abort-incomplete-uploads"]
+    script = only(objects, "Job")["spec"]["template"]["spec"]["containers"][0]["args"][0]
+    assert "--bucket vf-scoring --lifecycle-configuration file:///rules/keep.json" in script
+    forever = render("bucketLifecycle.enabled=true", "config.STATUS_RETENTION_DAYS=0")
+    (rules,) = [c for c in forever["ConfigMap"] if c["metadata"]["name"].endswith("lifecycle")]
+    assert [r["ID"] for r in json.loads(rules["data"]["expire.json"])["Rules"]] == [
+        "abort-incomplete-uploads"
+    ]
 
 
 @pytest.mark.parametrize("values", [[], ALL_ON], ids=["defaults", "everything-on"])
