@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-stack setup clean
+.PHONY: run test lint bench bench-stack bench-status soak-crash setup clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,18 @@ bench: $(STAMP)
 	$(PY) -m bench.engine --compare-rows $(BENCH_ARGS)
 	$(PY) -m devstack prepare
 	$(PY) -m bench.stack_export --users 100000 --results stack_export_100k.json
+	$(PY) -m bench.status_load --results status_load_100k.json
+
+## make bench-status: a worker whose status table holds 100k records (1,000 campaigns):
+## recovery, POST/GET p99, intake rate, idle CPU, each beside a baseline from the same run
+bench-status: $(STAMP)
+	$(PY) -m devstack prepare
+	$(PY) -m bench.status_load $(BENCH_STATUS_ARGS)
+
+## make soak-crash [SOAK_KILLS=8]: the suite's kill -9 test with more kills (3 in the suite)
+soak-crash: $(STAMP)
+	$(PY) -m devstack prepare
+	SOAK_KILLS=$${SOAK_KILLS:-8} $(PY) -m pytest tests/e2e/test_lifecycle.py -k kills -s
 
 ## make bench-stack: entries export of generated 100k- and 1M-user datasets via `devstack run`
 bench-stack: $(STAMP)
