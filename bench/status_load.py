@@ -35,7 +35,6 @@ from typing import Any
 import orjson
 
 from core.models import ExportRecord, Status, StoredObject
-from devstack.dataset import load_dataset
 from devstack.stack import LocalStack
 from web.devtoken import mint_token
 
@@ -231,17 +230,7 @@ def run(records: int, campaigns: int, samples: int, intake: int, idle_seconds: f
         workdir = Path(tmp)
         stack.create_topics(TOPICS, partitions=1)
         stack.create_buckets(stack.bucket_names)
-        env = stack.env
-        load_dataset(
-            DEMO_DATA,
-            mongo_url=stack.mongo_url,
-            database=env["MONGO_DATABASE"],
-            s3_endpoint_url=stack.s3_endpoint_url,
-            vf_scoring_bucket=env["S3_BUCKET_VF_SCORING"],
-            access_key=env["S3_ACCESS_KEY_ID"],
-            secret_key=env["S3_SECRET_ACCESS_KEY"],
-            region=env["S3_REGION"],
-        )
+        stack.load_dataset(DEMO_DATA)
 
         # Baseline: the same worker with an empty table (its own group and changelog).
         empty = Worker(stack, workdir, f"bench-empty-{uuid.uuid4().hex[:6]}")

@@ -16,7 +16,6 @@ from pathlib import Path
 from types import FrameType
 
 from devstack.build import DEFAULT_CACHE_DIR, prepare
-from devstack.dataset import load_dataset
 from devstack.demo import write_demo_dataset
 from devstack.process import ProcessError, spawn_in_own_group
 from devstack.stack import LocalStack, StackError
@@ -130,18 +129,8 @@ def _seed(stack: LocalStack, data: Path | None, demo_dir: Path) -> str | None:
     if data is None:
         campaign_id = write_demo_dataset(demo_dir)
         data = demo_dir
-    env = stack.env
     started = time.monotonic()
-    counts = load_dataset(
-        data,
-        mongo_url=stack.mongo_url,
-        database=env["MONGO_DATABASE"],
-        s3_endpoint_url=stack.s3_endpoint_url,
-        vf_scoring_bucket=env["S3_BUCKET_VF_SCORING"],
-        access_key=env["S3_ACCESS_KEY_ID"],
-        secret_key=env["S3_SECRET_ACCESS_KEY"],
-        region=env["S3_REGION"],
-    )
+    counts = stack.load_dataset(data)
     log.info(
         "loaded %s in %.1fs: %s",
         data,

@@ -271,6 +271,22 @@ class LocalStack:
                     raise StackError(f"creating topic {name!r} failed: {error.str()}") from exc
         self._assert_partitions(admin, wanted, partitions, time.monotonic() + timeout)
 
+    def load_dataset(self, directory: Path) -> dict[str, int]:
+        """Load a dataset directory (devstack.dataset) into this stack's MongoDB and S3."""
+        from devstack.dataset import load_dataset
+
+        env = self.env
+        return load_dataset(
+            directory,
+            mongo_url=self.mongo_url,
+            database=env["MONGO_DATABASE"],
+            s3_endpoint_url=self.s3_endpoint_url,
+            vf_scoring_bucket=env["S3_BUCKET_VF_SCORING"],
+            access_key=env["S3_ACCESS_KEY_ID"],
+            secret_key=env["S3_SECRET_ACCESS_KEY"],
+            region=env["S3_REGION"],
+        )
+
     def create_buckets(self, names: Iterable[str]) -> None:
         """Create S3 buckets unless they exist (they are re-created when S3 restarts)."""
         client = self.s3_client()

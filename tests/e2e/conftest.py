@@ -20,7 +20,6 @@ from typing import Any, TypeVar
 import orjson
 import pytest
 
-from devstack.dataset import load_dataset
 from devstack.stack import LocalStack
 from tests.e2e.expected import DATA
 from web.devtoken import mint_token
@@ -74,17 +73,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     ) as s:
         s.create_topics(TOPICS, partitions=1)
         s.create_buckets(s.bucket_names)
-        env = s.env
-        load_dataset(
-            DATA,
-            mongo_url=s.mongo_url,
-            database=env["MONGO_DATABASE"],
-            s3_endpoint_url=s.s3_endpoint_url,
-            vf_scoring_bucket=env["S3_BUCKET_VF_SCORING"],
-            access_key=env["S3_ACCESS_KEY_ID"],
-            secret_key=env["S3_SECRET_ACCESS_KEY"],
-            region=env["S3_REGION"],
-        )
+        s.load_dataset(DATA)
         yield s
 
 
