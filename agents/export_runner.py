@@ -95,7 +95,12 @@ async def _clean_up(planned: PlannedUploads | None) -> None:
 async def settle(record: ExportRecord) -> ExportRecord:
     """What follows a terminal status: clean-up (unless FINISHED), then the result event."""
     if record.status not in (Status.FINISHED, Status.DELETED):
-        await _clean_up(record.planned)
+        try:
+            await _clean_up(record.planned)
+        except Exception:
+            # S3 is what failed the export, often: the result is still announced and the
+            # queue goes on; a later try of the same keys aborts what is left.
+            logger.warning("export %s: clean-up of its uploads failed", record.id, exc_info=True)
     return await announce(record)
 
 
@@ -313,7 +318,12 @@ async def _wait_for_work() -> None:
 
 async def _settle_pending_results() -> None:
     for record in status_store.unannounced():
-        await settle(record)
+        try:
+            await settle(record)
+        except Exception:
+            # The broker is away: the result waits, the queue does not.
+            logger.warning("export %s: result event not sent yet", record.id, exc_info=True)
+            return
     for request in status_store.unannounced_ccpa():
         await announce_ccpa(request)
 
