@@ -229,7 +229,7 @@ async def run_one(record: ExportRecord) -> ExportRecord:
                 # The engine has aborted the upload (no partial object).
                 status_store.put(stored.evolve(clean_stop=True))
                 metrics.export_ended(record.export_type)
-                logger.warning("export %s stopped by shutdown; runs again on restart", record.id)
+                logger.warning("export %s cancelled by shutdown; runs again on restart", record.id)
             raise
 
 

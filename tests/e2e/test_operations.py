@@ -30,7 +30,7 @@ from tests.e2e.conftest import (
 from tests.e2e.expected import DATA
 
 CAMPAIGN = "cmp-e2e"
-STATUSES = {"PENDING", "TRIGGERED", "FINISHED", "FAILED", "EXPIRED", "DELETED"}
+STATUSES = {"PENDING", "TRIGGERED", "FINISHED", "FAILED", "EXPIRED", "DELETED", "CANCELLED"}
 EMAIL = re.compile(r"[\w.+%-]+@[\w-]+(?:\.[\w-]+)+")
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
