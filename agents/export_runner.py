@@ -183,6 +183,7 @@ async def _execute(record: ExportRecord) -> tuple[ExportRecord, ExportResult]:
         row_count=0,
         skipped_count=0,
         planned=prepared.planned,
+        reached=1,
     )
     status_store.put(current)
     logger.info(
@@ -198,7 +199,11 @@ async def _execute(record: ExportRecord) -> tuple[ExportRecord, ExportResult]:
         if status_store.status_of(record.id) != Status.TRIGGERED:
             # Ended by another writer (a cancel written where this export does not run).
             raise ExportCancelled("the export was cancelled")
-        current = current.evolve(row_count=progress.row_count, skipped_count=progress.skipped_count)
+        current = current.evolve(
+            row_count=progress.row_count,
+            skipped_count=progress.skipped_count,
+            reached=1 + progress.row_count,
+        )
         status_store.put(current)
         metrics.export_progress(progress.row_count)
 
@@ -239,7 +244,7 @@ async def _run_one(record: ExportRecord) -> ExportRecord:
     if attempt.exhausted:
         status_store.put(attempt.record)
         message = (
-            f"{attempt.record.strikes} tries in a row got no further than the best one "
+            f"{attempt.record.strikes} tries in a row got no further than the one before "
             f"({attempt.record.attempts} tries in all)"
         )
         return await _end(

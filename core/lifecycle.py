@@ -5,11 +5,14 @@ them with the stored status), so an illegal change raises instead of reaching th
 A write that keeps the status is an update (progress, bookkeeping) and is always allowed.
 
 Tries of an export (SPEC §4, "a worker killed mid-export loses nothing"): a try counts
-against EXPORT_MAX_ATTEMPTS only when it got no further than the best earlier try.
-Progress is the stage reached and the rows written (`progress_of`), as last stored. Random
-kills therefore cost time, while an export that kills the worker at the same point on
-every try (a poison export) fails after EXPORT_MAX_ATTEMPTS tries without progress.
-A try stopped by a shutdown (`clean_stop`) is not counted at all.
+against EXPORT_MAX_ATTEMPTS only when it got no further than the try before it. How far a
+try got (`reached`) is stored as it goes: 0 when it starts, 1 once triggered, then 1 + the
+rows written at each progress write. Kills at random moments land at different points and
+cost time; an export that kills the worker at the same point on every try (a poison
+export) fails after EXPORT_MAX_ATTEMPTS such tries in a row. A try stopped by a shutdown
+(`clean_stop`) is not counted. Whatever happens, an export gets at most
+`TRIES_PER_ATTEMPT` x EXPORT_MAX_ATTEMPTS tries, so that a poison export whose crash
+point wanders a little still ends.
 """
 
 from __future__ import annotations
@@ -67,9 +70,12 @@ def check_ccpa(request_id: str, stored: CcpaStatus | None, new: CcpaStatus) -> N
         )
 
 
+TRIES_PER_ATTEMPT = 4
+
+
 def progress_of(record: ExportRecord) -> int:
     """How far the stored try got: 0 before the trigger, then 1 + the rows written."""
-    return 1 + record.row_count if record.status == Status.TRIGGERED else 0
+    return record.reached
 
 
 @dataclass(frozen=True)
@@ -86,16 +92,23 @@ def start_try(record: ExportRecord, max_tries_without_progress: int) -> NextTry:
     `record` is the stored record as the runner picks it: a first try, a try interrupted
     by a crash (attempts > 0), or one stopped by a shutdown (clean_stop).
     """
-    strikes, best = record.strikes, record.best_progress
+    strikes, previous = record.strikes, record.previous_reach
     if record.attempts > 0 and not record.clean_stop:
         reached = progress_of(record)
-        if reached > best:
-            strikes, best = 0, reached
-        else:
-            strikes += 1
-    if strikes >= max_tries_without_progress:
-        return NextTry(record.evolve(strikes=strikes, best_progress=best), exhausted=True)
+        strikes = strikes + 1 if reached <= previous else 0
+        previous = reached
+    exhausted = (
+        strikes >= max_tries_without_progress
+        or record.attempts >= TRIES_PER_ATTEMPT * max_tries_without_progress
+    )
+    if exhausted:
+        return NextTry(record.evolve(strikes=strikes, previous_reach=previous), exhausted=True)
     started = record.evolve(
-        attempts=record.attempts + 1, strikes=strikes, best_progress=best, clean_stop=False
+        # A try after a clean stop continues the stopped one: not a new try.
+        attempts=record.attempts + (0 if record.clean_stop else 1),
+        strikes=strikes,
+        previous_reach=previous,
+        reached=0,
+        clean_stop=False,
     )
     return NextTry(started, exhausted=False)

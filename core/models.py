@@ -65,7 +65,7 @@ class PlannedUploads(BaseModel):
 
 
 _BOOKKEEPING = frozenset(
-    {"attempts", "strikes", "best_progress", "clean_stop", "announced", "planned"}
+    {"attempts", "strikes", "reached", "previous_reach", "clean_stop", "announced", "planned"}
 )
 
 
@@ -93,12 +93,14 @@ class ExportRecord(BaseModel):
     deleted_at: dt.datetime | None = Field(None, alias="deletedAt")
     deleted_by: str | None = Field(None, alias="deletedBy")
     # Run bookkeeping, not part of the public record (core/lifecycle.py says how it is
-    # used): tries started, tries in a row that got no further than the best one, how far
-    # the best got, whether the last try was stopped cleanly (a shutdown: not a try), where
-    # the run writes, and whether the terminal event reached export-events.
+    # used): tries started, tries in a row that got no further than the one before, how far
+    # the current try got and how far the one before it got, whether the last try was
+    # stopped cleanly (a shutdown: not a try), where the run writes, and whether the
+    # terminal event reached export-events.
     attempts: int = 0
     strikes: int = 0
-    best_progress: int = 0
+    reached: int = 0
+    previous_reach: int = 0
     clean_stop: bool = False
     planned: PlannedUploads | None = None
     announced: bool = False

@@ -33,7 +33,7 @@ def b64(data: bytes) -> str:
 def claims(**overrides: Any) -> dict[str, Any]:
     now = int(time.time())
     base: dict[str, Any] = {"sub": "alice", "supreme": True, "iat": now, "nbf": now}
-    base["exp"] = now + 600
+    base["exp"] = now + 86_400  # built at collection time: valid for the whole run
     base.update(overrides)
     return {k: v for k, v in base.items() if v is not None}
 
