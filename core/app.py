@@ -35,6 +35,10 @@ class ExportWorker(faust.Worker):
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
         super().on_setup_root_logger(logger, level)
         use_json_format(logger)
+        # mode leaves the root logger at DEBUG with only its handler at `level`: every
+        # debug call of Faust, aiokafka, botocore and pymongo then builds a record that is
+        # dropped (a fifth of the worker's time during a recovery).
+        logger.setLevel(level or logging.INFO)
 
 
 class ExportApp(faust.App):
@@ -77,6 +81,10 @@ class ExportApp(faust.App):
             web_tables_enabled=False,
             web_metrics_enabled=False,
             stream_recovery_delay=0.0,
+            # Together these make recovery fetch the changelog in large batches: 100k
+            # records recover in about 15 s instead of about 70 s (bench/status_load.py).
+            consumer_max_fetch_size=settings.kafka_max_fetch_bytes,
+            stream_buffer_maxsize=settings.kafka_stream_buffer_size,
             # Faust's own sensor metrics (faust_*) in the registry /metrics serves.
             monitor=metrics.faust_monitor(),
             Worker=ExportWorker,

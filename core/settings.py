@@ -31,6 +31,12 @@ class Settings(BaseSettings):
     kafka_session_timeout_seconds: float = 10.0
     kafka_heartbeat_interval_seconds: float = 3.0
     data_dir: str = Field(".cache/worker-data", description="Faust's local data directory")
+    kafka_max_fetch_bytes: int = Field(
+        16 * 1024 * 1024, ge=65_536, description="bytes per partition and fetch (recovery speed)"
+    )
+    kafka_stream_buffer_size: int = Field(
+        131_072, ge=1024, description="events Faust buffers ahead of the agents and recovery"
+    )
 
     # MongoDB
     mongo_url: SecretStr = SecretStr("mongodb://127.0.0.1:27017/")

@@ -12,6 +12,7 @@ from core.models import StoredObject
 from exporters.cells import compile_cells
 from exporters.csv_encoding import encode_rows
 from exporters.naming import object_key, safe_part
+from exporters.options import Destination, RunOptions
 from exporters.sink import ObjectSink
 from exporters.spec import CsvFile, CsvPerGroup, ExportContext, ExportSpec, Row, ZipOfCsv
 from exporters.zip_stream import ZipStreamWriter
@@ -20,16 +21,6 @@ logger = logging.getLogger(__name__)
 
 CSV_CONTENT_TYPE = "text/csv; charset=utf-8"
 ZIP_CONTENT_TYPE = "application/zip"
-
-
-@dataclass(frozen=True)
-class OutputOptions:
-    bucket: str
-    acl: str | None
-    part_size: int
-    max_in_flight: int
-    max_rows_per_file: int
-    staging_buffer_bytes: int
 
 
 class Output(Protocol):
@@ -56,10 +47,10 @@ class _Cells:
 SinkOpener = Callable[[str, str], Awaitable[ObjectSink]]
 
 
-def sink_opener(store: ObjectStore, options: OutputOptions) -> SinkOpener:
+def sink_opener(store: ObjectStore, options: RunOptions, destination: Destination) -> SinkOpener:
     async def open_sink(key: str, content_type: str) -> ObjectSink:
         upload = await store.start_upload(
-            options.bucket, key, content_type=content_type, acl=options.acl
+            destination.bucket, key, content_type=content_type, acl=destination.acl
         )
         return ObjectSink(upload, part_size=options.part_size, max_in_flight=options.max_in_flight)
 
@@ -169,7 +160,8 @@ class ZipOutput:
         ctx: ExportContext,
         cells: _Cells,
         store: ObjectStore,
-        options: OutputOptions,
+        options: RunOptions,
+        destination: Destination,
         *,
         zip_key: str,
         staging_prefix: str,
@@ -179,6 +171,8 @@ class ZipOutput:
         self._cells = cells
         self._store = store
         self._options = options
+        self._bucket = destination.bucket
+        self._destination = destination
         self._zip_key = zip_key
         self._staging_prefix = staging_prefix
         self._limit = layout.limit_per_group(ctx) if layout.limit_per_group else None
@@ -224,20 +218,22 @@ class ZipOutput:
         key = f"{self._staging_prefix}{self._chunk_count:08d}"
         self._chunk_count += 1
         data = bytes(member.buffer)
-        await self._store.put_object(self._options.bucket, key, data, content_type="text/csv")
+        await self._store.put_object(self._bucket, key, data, content_type="text/csv")
         member.chunks.append(key)
         self._buffered -= len(member.buffer)
         member.buffer.clear()
 
     async def _member_bytes(self, member: _Member) -> AsyncIterator[bytes]:
         for key in member.chunks:
-            async for chunk in self._store.iter_object(self._options.bucket, key):
+            async for chunk in self._store.iter_object(self._bucket, key):
                 yield chunk
         if member.buffer:
             yield bytes(member.buffer)
 
     async def close(self) -> list[StoredObject]:
-        self._sink = await sink_opener(self._store, self._options)(self._zip_key, ZIP_CONTENT_TYPE)
+        self._sink = await sink_opener(self._store, self._options, self._destination)(
+            self._zip_key, ZIP_CONTENT_TYPE
+        )
         writer = ZipStreamWriter(self._sink, modified=self._ctx.started_at)
         for member in sorted(self._members.values(), key=lambda m: m.name):
             await writer.add(member.name, self._member_bytes(member))
@@ -250,7 +246,7 @@ class ZipOutput:
     async def _delete_staging(self) -> None:
         keys = [key for m in self._members.values() for key in m.chunks]
         if keys:
-            await self._store.delete_objects(self._options.bucket, keys)
+            await self._store.delete_objects(self._bucket, keys)
 
     async def abort(self) -> None:
         if self._sink is not None:
@@ -277,15 +273,19 @@ def planned_keys(spec: ExportSpec, ctx: ExportContext) -> list[str]:
 
 
 async def open_output(
-    spec: ExportSpec, ctx: ExportContext, store: ObjectStore, options: OutputOptions
+    spec: ExportSpec,
+    ctx: ExportContext,
+    store: ObjectStore,
+    options: RunOptions,
+    destination: Destination,
 ) -> Output:
     cells = _Cells(spec)
     layout = spec.layout
     if isinstance(layout, CsvFile):
         (key,) = planned_keys(spec, ctx)
-        return await SingleCsv.open(key, cells, sink_opener(store, options))
+        return await SingleCsv.open(key, cells, sink_opener(store, options, destination))
     if isinstance(layout, CsvPerGroup):
-        return CsvPerGroupOutput(layout, ctx, cells, sink_opener(store, options))
+        return CsvPerGroupOutput(layout, ctx, cells, sink_opener(store, options, destination))
     (zip_key,) = planned_keys(spec, ctx)
     return ZipOutput(
         layout,
@@ -293,6 +293,7 @@ async def open_output(
         cells,
         store,
         options,
+        destination,
         zip_key=zip_key,
         staging_prefix=staging_prefix(spec, ctx),
     )

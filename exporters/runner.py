@@ -9,7 +9,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -17,58 +17,16 @@ from core.deps import Doc, DocumentSource, ObjectStore, RawDocumentSource
 from core.errors import CampaignNotFound, InvalidParams, NoMarketsFound
 from core.models import StoredObject
 from core.read_ahead import read_ahead
-from core.settings import Settings
 from exporters.columnar import ColumnarBatches, ColumnarPlan, EncodedBatch, plan_or_reason
 from exporters.exclusions import Exclusion, ExclusionPass
-from exporters.outputs import Output, OutputOptions, SingleCsv, open_output
+from exporters.options import RunOptions as RunOptions
+from exporters.outputs import Output, SingleCsv, open_output
 from exporters.outputs import planned_keys as planned_keys
 from exporters.outputs import staging_prefix as staging_prefix
 from exporters.rows import RowBuilder, grouped
 from exporters.spec import ExportContext, ExportSpec, Row
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """Engine knobs, taken from settings by the caller."""
-
-    bucket_names: Mapping[str, str]
-    acl_disabled_buckets: frozenset[str] = frozenset()
-    batch_size: int = 1000
-    part_size: int = 8 * 1024 * 1024
-    max_in_flight: int = 2
-    progress_interval_seconds: float = 1.0
-    progress_interval_rows: int = 10_000
-    max_rows_per_file: int = 500_000
-    staging_buffer_bytes: int = 16 * 1024 * 1024
-    exclusion_max_ids: int = 1_000_000
-    pipeline_depth: int = 4
-    # "columnar" runs every spec the columnar engine can (the others on rows); "rows" runs all
-    # on the row engine, the reference.
-    engine: Literal["columnar", "rows"] = "columnar"
-    # The columnar engine's replies: larger ones spread its per-reply costs (polars calls,
-    # look-ups) over more rows, but on the embedded stack 1,000 scale better end to end.
-    columnar_batch_size: int = 1000
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> RunOptions:
-        """The options the service runs with (one place, so callers cannot drift)."""
-        return cls(
-            bucket_names=settings.bucket_map(),
-            acl_disabled_buckets=settings.s3_acl_disabled_buckets,
-            batch_size=settings.mongo_batch_size,
-            part_size=settings.s3_part_size_bytes,
-            max_in_flight=settings.s3_max_concurrent_parts,
-            progress_interval_seconds=settings.progress_interval_seconds,
-            progress_interval_rows=settings.progress_interval_rows,
-            max_rows_per_file=settings.max_rows_per_file,
-            staging_buffer_bytes=settings.zip_staging_buffer_bytes,
-            exclusion_max_ids=settings.exclusion_max_ids_per_pass,
-            pipeline_depth=settings.export_pipeline_depth,
-            engine=settings.export_engine,
-            columnar_batch_size=settings.export_columnar_batch_size,
-        )
 
 
 @dataclass(frozen=True)
@@ -153,16 +111,9 @@ async def run_export(
     on_progress: ProgressCallback | None = None,
 ) -> ExportResult:
     """Stream the export; on any error or cancellation every upload is aborted, then re-raised."""
-    bucket = options.bucket_names[spec.bucket]
-    output_options = OutputOptions(
-        bucket=bucket,
-        acl=None if bucket in options.acl_disabled_buckets else spec.acl,
-        part_size=options.part_size,
-        max_in_flight=options.max_in_flight,
-        max_rows_per_file=options.max_rows_per_file,
-        staging_buffer_bytes=options.staging_buffer_bytes,
-    )
-    output = await open_output(spec, ctx, store, output_options)
+    destination = options.destination(spec)
+    bucket = destination.bucket
+    output = await open_output(spec, ctx, store, options, destination)
     progress = _Progress(on_progress, options)
     plan = _plan(spec) if options.engine == "columnar" else None
     try:

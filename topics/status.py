@@ -70,7 +70,7 @@ class _Entry:
     attempts: int
     announced: bool
     finished: dt.datetime | None
-    duplicate_key: tuple[str, str, bytes, dt.date]
+    duplicate_key: tuple[str, str, bytes, dt.date] | None
 
     @property
     def order(self) -> Order:
@@ -94,17 +94,22 @@ class _Entry:
     def of(cls, data: dict[str, Any]) -> _Entry:
         created = _time(data.get("createdAt")) or _EPOCH
         campaign_id, export_type = str(data["campaignId"]), str(data["exportType"])
-        params = orjson.dumps(data.get("params") or {}, option=orjson.OPT_SORT_KEYS)
+        status = Status(data.get("status", Status.PENDING))
+        # Only active exports absorb duplicates: the key is not built for the history.
+        duplicate_key = None
+        if status in ACTIVE_STATUSES:
+            params = orjson.dumps(data.get("params") or {}, option=orjson.OPT_SORT_KEYS)
+            duplicate_key = (campaign_id, export_type, params, created.astimezone(dt.UTC).date())
         return cls(
             id=str(data["id"]),
             campaign_id=campaign_id,
             export_type=export_type,
-            status=Status(data.get("status", Status.PENDING)),
+            status=status,
             created=created,
             attempts=int(data.get("attempts", 0)),
             announced=bool(data.get("announced", False)),
             finished=_time(data.get("finishedAt")),
-            duplicate_key=(campaign_id, export_type, params, created.astimezone(dt.UTC).date()),
+            duplicate_key=duplicate_key,
         )
 
 
@@ -180,6 +185,8 @@ class StatusStore:
     def rebuild(self) -> None:
         """Index the table as it is now (after a recovery replayed the changelog)."""
         self._reset()
+        exports: list[_Entry] = []
+        retired: list[tuple[dt.datetime, str]] = []
         for key, value in list(self._table.items()):
             if value is None:
                 continue
@@ -188,17 +195,33 @@ class StatusStore:
             if raw.startswith(_CCPA_PREFIX):
                 self._index_ccpa(_CcpaEntry.of(data))
             elif raw.startswith(_RETIRED_PREFIX):
-                self._retired.add((_time(data["retiredAt"]), data["exportId"]))
+                retired.append((_time(data["retiredAt"]) or _EPOCH, str(data["exportId"])))
             elif _ALIAS in data:
                 self._aliases.setdefault(str(data[_ALIAS]), set()).add(raw.decode())
             else:
-                self._index(_Entry.of(data))
+                exports.append(_Entry.of(data))
+        self._retired = SortedList(retired)
+        # The history in bulk (one sort per list), the few active records one by one.
+        by_campaign: dict[str, list[Order]] = {}
+        ended: list[tuple[dt.datetime, str]] = []
+        for entry in exports:
+            if entry.status in ACTIVE_STATUSES or entry.unannounced:
+                self._index(entry)
+                continue
+            self._entries[entry.id] = entry
+            self._counts[entry.status] += 1
+            by_campaign.setdefault(entry.campaign_id, []).append(entry.order)
+            ended.append((entry.finished or entry.created, entry.id))
+        for campaign_id, orders in by_campaign.items():
+            self._by_campaign.setdefault(campaign_id, SortedList()).update(orders)
+        self._ended.update(ended)
 
     def _index(self, entry: _Entry) -> None:
         self._entries[entry.id] = entry
         self._by_campaign.setdefault(entry.campaign_id, SortedList()).add(entry.order)
-        if entry.status in ACTIVE_STATUSES:
+        if entry.duplicate_key is not None:
             self._active_by_key.setdefault(entry.duplicate_key, entry.id)
+        if entry.status in ACTIVE_STATUSES:
             (self._interrupted if entry.interrupted else self._queued).add(entry.order)
         if entry.status == Status.PENDING:
             self._pending.add(entry.id)
@@ -214,8 +237,9 @@ class StatusStore:
         listing.discard(entry.order)
         if not listing:
             del self._by_campaign[entry.campaign_id]
-        if self._active_by_key.get(entry.duplicate_key) == entry.id:
-            del self._active_by_key[entry.duplicate_key]
+        key = entry.duplicate_key
+        if key is not None and self._active_by_key.get(key) == entry.id:
+            del self._active_by_key[key]
         self._queued.discard(entry.order)
         self._interrupted.discard(entry.order)
         self._pending.discard(entry.id)
