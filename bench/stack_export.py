@@ -19,7 +19,6 @@ import json
 import os
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack.generate import BIG_CAMPAIGN_ID, GENERATOR_VERSION, write_generated_dataset
+from devstack.worker import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache"
@@ -57,12 +57,6 @@ class Result:
     heartbeat_ms_p50: float
     heartbeat_ms_p99: float
     heartbeat_ms_max: float
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def dataset(users: int, seed: int) -> Path:
@@ -122,12 +116,12 @@ def _timestamp(value: str) -> dt.datetime:
 
 def run_one(users: int, seed: int, timeout: float) -> Result:
     data = dataset(users, seed)
-    web_port = _free_port()
+    web_port = free_port()
     state = CACHE / f"bench-stack-state-{users}"
     argv = [sys.executable, "-m", "devstack", "run", "--data", str(data)]
     argv += ["--state-dir", str(state), "--web-port", str(web_port)]
     for name in ("--kafka-port", "--mongo-port", "--s3-port"):
-        argv += [name, str(_free_port())]
+        argv += [name, str(free_port())]
     log_path = CACHE / f"bench-stack-{users}.log"
     with log_path.open("w") as log:
         proc = subprocess.Popen(

@@ -21,8 +21,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
@@ -36,6 +34,7 @@ import orjson
 
 from core.models import ExportRecord, Status, StoredObject
 from devstack.stack import LocalStack
+from devstack.worker import WorkerProcess, free_port
 from web.devtoken import mint_token
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,31 +83,25 @@ def _p(values: list[float], q: float) -> float:
 
 
 class Worker:
+    """A worker of the bench (devstack.worker) and the requests it is measured with."""
+
     def __init__(self, stack: LocalStack, workdir: Path, app_id: str) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.token = mint_token(SECRET, sub="bench", supreme=True)
-        env = (
-            os.environ
-            | stack.env
+        self.started = time.monotonic()
+        port = free_port()
+        self.handle = WorkerProcess.spawn(
+            stack.env
             | {
                 "APP_ID": app_id,
-                "WEB_PORT": str(self.port),
-                "DATA_DIR": str(workdir / f"data-{self.port}"),
                 "JWT_ALGORITHM": "HS256",
                 "JWT_SECRET": SECRET,
                 "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
-            }
+            },
+            workdir / f"worker-{port}.log",
+            port=port,
         )
-        self.log = (workdir / f"worker-{self.port}.log").open("wb")
-        self.started = time.monotonic()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "export_service", "worker", "--web-port", str(self.port)],
-            cwd=ROOT,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
+        self.process = self.handle.process
+        self.url = self.handle.base_url
 
     def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any, float]:
         request = urllib.request.Request(
@@ -130,17 +123,12 @@ class Worker:
             return status, raw.decode(errors="replace"), took
 
     def wait_ready(self, timeout: float = 300) -> float:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"worker exited with {self.process.returncode}")
-            try:
-                if self.call("GET", "/ready")[0] == 200:
-                    return time.monotonic() - self.started
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError("the worker did not get ready")
+        """Seconds from the process start to its first 200 on /ready."""
+        self.handle.wait_ready(timeout=timeout)
+        return time.monotonic() - self.started
+
+    def log_tail(self) -> str:
+        return self.handle.log_tail()
 
     def metric(self, name: str, **labels: str) -> float:
         text = urllib.request.urlopen(self.url + "/metrics", timeout=30).read().decode()
@@ -153,21 +141,7 @@ class Worker:
         return total
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
-        self.log.close()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        self.handle.stop(60)
 
 
 def _history(records: int, campaigns: int) -> list[tuple[bytes, bytes]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import http.client
 import logging
 import os
 import signal
@@ -17,8 +16,9 @@ from types import FrameType
 
 from devstack.build import DEFAULT_CACHE_DIR, prepare
 from devstack.demo import write_demo_dataset
-from devstack.process import ProcessError, spawn_in_own_group
+from devstack.process import ProcessError
 from devstack.stack import LocalStack, StackError
+from devstack.worker import WorkerExited, WorkerProcess
 from web.devtoken import mint_token
 
 log = logging.getLogger("devstack")
@@ -99,15 +99,14 @@ def _run(args: argparse.Namespace) -> int:
         mongo_port=args.mongo_port,
         s3_port=args.s3_port,
     )
-    worker: subprocess.Popen[bytes] | None = None
+    worker: WorkerProcess | None = None
     try:
         stack.start()
         campaign_id = _seed(stack, args.data, args.cache_dir / "demo-data")
         worker_log = stack.state_dir / "logs" / "worker.log"
         worker = _start_worker(stack, args.web_port, worker_log)
-        _wait_for_worker(worker, args.web_port, worker_log)
         _print_banner(stack, args.web_port, campaign_id, worker_log)
-        return _wait_until_stopped(stack, worker, worker_log)
+        return _wait_until_stopped(stack, worker.process, worker_log)
     except (KeyboardInterrupt, _StopRequested):
         print("\ndevstack: stopping", file=sys.stderr)
         return 0
@@ -117,7 +116,7 @@ def _run(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         # Worker first, so it never sees its dependencies vanish under it.
         if worker is not None:
-            _stop_worker(worker)
+            worker.stop(WORKER_STOP_GRACE_SECONDS)
         stack.stop()
 
 
@@ -140,42 +139,23 @@ def _seed(stack: LocalStack, data: Path | None, demo_dir: Path) -> str | None:
     return campaign_id
 
 
-def _start_worker(stack: LocalStack, web_port: int, log_path: Path) -> subprocess.Popen[bytes]:
+def _start_worker(stack: LocalStack, web_port: int, log_path: Path) -> WorkerProcess:
     # The stack's Kafka is new at every start, so Faust's local table state must be too.
-    worker_data = str(stack.state_dir / "worker-data")
-    env = dict(os.environ) | stack.env | {"WEB_PORT": str(web_port), "DATA_DIR": worker_data}
-    env |= {"JWT_ALGORITHM": "HS256", "JWT_SECRET": _jwt_secret()}
-    argv = [sys.executable, "-m", "export_service", "worker", "--web-port", str(web_port)]
-    argv += ["-l", "info"]
+    env = stack.env | {"JWT_ALGORITHM": "HS256", "JWT_SECRET": _jwt_secret()}
     log.info("starting the worker (log: %s)", log_path)
-    return spawn_in_own_group(argv, log_path=log_path, env=env)
-
-
-def _wait_for_worker(worker: subprocess.Popen[bytes], web_port: int, log_path: Path) -> None:
-    deadline = time.monotonic() + WORKER_START_TIMEOUT_SECONDS
-    while not _ready(web_port):
-        if worker.poll() is not None:
-            raise StackError(
-                f"the worker exited with code {worker.returncode} before it was ready; "
-                f"last lines of {log_path}:\n{_tail(log_path)}"
-            )
-        if time.monotonic() >= deadline:
-            raise StackError(
-                f"the worker did not answer http://127.0.0.1:{web_port}/ready within "
-                f"{WORKER_START_TIMEOUT_SECONDS:.0f}s; last lines of {log_path}:\n{_tail(log_path)}"
-            )
-        time.sleep(0.5)
-
-
-def _ready(web_port: int) -> bool:
-    connection = http.client.HTTPConnection("127.0.0.1", web_port, timeout=2)
+    worker = WorkerProcess.spawn(
+        env,
+        log_path,
+        port=web_port,
+        data_dir=stack.state_dir / "worker-data",
+        log_level="info",
+    )
     try:
-        connection.request("GET", "/ready")
-        return connection.getresponse().status == 200
-    except OSError:
-        return False
-    finally:
-        connection.close()
+        worker.wait_ready(timeout=WORKER_START_TIMEOUT_SECONDS)
+    except (WorkerExited, TimeoutError) as exc:
+        worker.stop(WORKER_STOP_GRACE_SECONDS)
+        raise StackError(f"{exc}; last lines of {log_path}:\n{_tail(log_path)}") from exc
+    return worker
 
 
 def _print_banner(
@@ -236,19 +216,6 @@ def _wait_until_stopped(
                 )
                 return 1
     return 0
-
-
-def _stop_worker(worker: subprocess.Popen[bytes]) -> None:
-    if worker.poll() is not None:
-        return
-    try:
-        os.killpg(worker.pid, signal.SIGTERM)
-        worker.wait(timeout=WORKER_STOP_GRACE_SECONDS)
-    except subprocess.TimeoutExpired:
-        os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait()
-    except ProcessLookupError:
-        worker.wait()
 
 
 def _tail(path: Path, lines: int = 40) -> str:

@@ -26,14 +26,21 @@ class ProcessError(RuntimeError):
 
 
 def spawn_in_own_group(
-    argv: list[str], *, log_path: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+    argv: list[str],
+    *,
+    log_path: Path,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    header: bool = True,
 ) -> subprocess.Popen[bytes]:
-    """Start `argv` in a new session (so signals to our group never reach it), appending to log."""
+    """Start `argv` in a new session (so signals to our group never reach it), appending to
+    log (after a "starting" line unless `header` is false: a worker's lines are all JSON)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log_file:
-        stamp = datetime.now(UTC).isoformat(timespec="seconds")
-        log_file.write(f"--- {stamp} starting: {' '.join(argv)}\n".encode())
-        log_file.flush()
+        if header:
+            stamp = datetime.now(UTC).isoformat(timespec="seconds")
+            log_file.write(f"--- {stamp} starting: {' '.join(argv)}\n".encode())
+            log_file.flush()
         # The child keeps its own copy of the file descriptor; ours can close right away.
         return subprocess.Popen(
             _with_parent_death_signal(argv),

@@ -32,6 +32,7 @@ from pymongo import MongoClient
 from devstack.build import DEFAULT_CACHE_DIR, KAFKA_LOG4J_CONFIG, Artifacts, prepare
 from devstack.ferretdb_patch import VERIFY_ENV
 from devstack.process import ManagedProcess, ProcessError
+from devstack.worker import free_port
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -338,12 +339,12 @@ class LocalStack:
         ports: dict[str, int] = {}
         for name, fixed in self._fixed_ports.items():
             if fixed is None:
-                ports[name] = _free_port()
+                ports[name] = free_port()
             elif _port_in_use(fixed):
                 raise StackError(f"{name} port {HOST}:{fixed} is already in use (another stack?)")
             else:
                 ports[name] = fixed
-        ports["kafka-controller"] = _free_port()
+        ports["kafka-controller"] = free_port()
         return ports
 
     def _make_processes(self, artifacts: Artifacts) -> dict[str, ManagedProcess]:
@@ -420,8 +421,8 @@ class LocalStack:
             *self._java_command(artifacts),
             "kafka.tools.StorageTool",
             "format",
-            "-t",
-            cluster_id,
+            # One argument: an id that starts with "-" (1 in 64) is not read as an option.
+            f"--cluster-id={cluster_id}",
             "-c",
             str(self._kafka_properties()),
         ]
@@ -488,13 +489,6 @@ class LocalStack:
             return connection.getresponse().status == 200
         finally:
             connection.close()
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _port_in_use(port: int) -> bool:

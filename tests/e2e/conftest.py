@@ -5,9 +5,7 @@ Session scope for the servers; each test uses fresh export ids and its own consu
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -21,6 +19,7 @@ import orjson
 import pytest
 
 from devstack.stack import LocalStack
+from devstack.worker import WorkerExited, WorkerProcess, free_port
 from tests.e2e.expected import DATA
 from web.devtoken import mint_token
 
@@ -187,50 +186,18 @@ class Worker:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def spawn_worker(stack: LocalStack, workdir: Path, **extra_env: str) -> Worker:
     """Start a worker process and return at once (see start_worker)."""
-    port = _free_port()
-    log_path = workdir / f"worker-{port}.log"
-    env = (
-        os.environ
-        | stack.env
-        | {
-            "WEB_PORT": str(port),
-            "DATA_DIR": str(workdir / f"worker-data-{port}"),
-            "S3_PART_SIZE_BYTES": str(PART_SIZE),
-            "KAFKA_SESSION_TIMEOUT_SECONDS": "6",
-            "KAFKA_HEARTBEAT_INTERVAL_SECONDS": "1",
-            **JWT_ENV,
-            **extra_env,
-        }
-    )
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "export_service",
-                "worker",
-                "-l",
-                "info",
-                "--web-port",
-                str(port),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    return Worker(process, f"http://127.0.0.1:{port}", log_path)
+    port = free_port()
+    env = stack.env | {
+        "S3_PART_SIZE_BYTES": str(PART_SIZE),
+        "KAFKA_SESSION_TIMEOUT_SECONDS": "6",
+        "KAFKA_HEARTBEAT_INTERVAL_SECONDS": "1",
+        **JWT_ENV,
+        **extra_env,
+    }
+    handle = WorkerProcess.spawn(env, workdir / f"worker-{port}.log", port=port, log_level="info")
+    return Worker(handle.process, handle.base_url, handle.log_path)
 
 
 def start_worker(
@@ -238,30 +205,17 @@ def start_worker(
 ) -> Worker:
     """A worker process; waits until `ready_path` answers 200 (a standby is never /ready:
     pass "/heartbeat")."""
-    """Start a worker process; return once /ready answers 200."""
     worker = spawn_worker(stack, workdir, **extra_env)
-    process = worker.process
-
-    def ready() -> bool:
-        if process.poll() is not None:
-            raise AssertionError(f"worker exited with {process.returncode}:\n{worker.log_tail()}")
-        try:
-            return worker.request("GET", ready_path)[0] == 200
-        except OSError:
-            return False
-
-    wait_for(ready, timeout=120, what="the worker to be ready", every=0.5)
+    handle = WorkerProcess(worker.process, int(worker.base_url.rsplit(":", 1)[1]), worker.log_path)
+    try:
+        handle.wait_ready(path=ready_path, timeout=120)
+    except (WorkerExited, TimeoutError) as exc:
+        raise AssertionError(str(exc)) from exc
     return worker
 
 
 def stop_worker(worker: Worker) -> None:
-    if worker.process.poll() is None:
-        worker.process.terminate()
-        try:
-            worker.process.wait(30)
-        except subprocess.TimeoutExpired:
-            worker.process.kill()
-            worker.process.wait(10)
+    WorkerProcess(worker.process, 0, worker.log_path).stop()
 
 
 @pytest.fixture(scope="session")

@@ -8,10 +8,6 @@ Containers are session-scoped; tests use fresh export ids and topic names.
 from __future__ import annotations
 
 import gc
-import os
-import socket
-import subprocess
-import sys
 import time
 import warnings
 from collections.abc import Iterator
@@ -29,8 +25,9 @@ from pymongo.errors import PyMongoError
 from core.settings import Settings
 from devstack.dataset import load_dataset
 from devstack.stack import BUCKETS
+from devstack.worker import WorkerExited, WorkerProcess, free_port
 from exporters.runner import RunOptions
-from tests.e2e.conftest import JWT_ENV, Worker, stop_worker, wait_for
+from tests.e2e.conftest import JWT_ENV, Worker, stop_worker
 from tests.e2e.expected import DATA
 
 if TYPE_CHECKING:
@@ -254,58 +251,22 @@ def run_options(settings: Settings) -> RunOptions:
 # -- the worker process ------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start_worker(env: dict[str, str], workdir: Path) -> Worker:
     """`python -m export_service worker` with `env`; returns once /ready answers 200."""
-    port = _free_port()
-    log_path = workdir / f"worker-{port}.log"
-    full_env = (
-        os.environ
-        | env
-        | {
-            "WEB_PORT": str(port),
-            "DATA_DIR": str(workdir / f"worker-data-{port}"),
-            "KAFKA_SESSION_TIMEOUT_SECONDS": "6",
-            "KAFKA_HEARTBEAT_INTERVAL_SECONDS": "1",
-        }
+    port = free_port()
+    handle = WorkerProcess.spawn(
+        env | {"KAFKA_SESSION_TIMEOUT_SECONDS": "6", "KAFKA_HEARTBEAT_INTERVAL_SECONDS": "1"},
+        workdir / f"worker-{port}.log",
+        port=port,
+        log_level="info",
     )
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "export_service",
-                "worker",
-                "-l",
-                "info",
-                "--web-port",
-                str(port),
-            ],
-            cwd=ROOT,
-            env=full_env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    worker = Worker(process, f"http://127.0.0.1:{port}", log_path)
-
-    def ready() -> bool:
-        if process.poll() is not None:
-            raise AssertionError(f"worker exited with {process.returncode}:\n{worker.log_tail()}")
-        try:
-            return worker.request("GET", "/ready")[0] == 200
-        except (OSError, ValueError):  # not listening yet, or aiohttp's plain-text 404
-            return False
-
+    worker = Worker(handle.process, handle.base_url, handle.log_path)
     try:
-        wait_for(ready, timeout=120, what="the worker to be ready", every=0.5)
-    except BaseException:
+        handle.wait_ready(timeout=120)
+    except BaseException as exc:
         stop_worker(worker)
+        if isinstance(exc, WorkerExited | TimeoutError):
+            raise AssertionError(str(exc)) from exc
         raise
     return worker
 
