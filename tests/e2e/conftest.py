@@ -297,17 +297,22 @@ class KafkaClient:
         self, consumer: Any, match: Callable[[dict[str, Any]], bool], *, idle: float = 3.0
     ) -> list[dict[str, Any]]:
         """Every JSON message for which `match` holds, until the topic is quiet for `idle` s."""
-        found: list[dict[str, Any]] = []
+        found = []
+        for message in self.until_quiet(consumer, idle=idle):
+            body = orjson.loads(message.value())
+            if match(body):
+                found.append(dict(body))
+        return found
+
+    def until_quiet(self, consumer: Any, *, idle: float = 3.0) -> Iterator[Any]:
+        """Every message (raw), until the topic is quiet for `idle` s."""
         quiet_since = time.monotonic()
         while time.monotonic() - quiet_since < idle:
             message = consumer.poll(0.5)
             if message is None or message.error():
                 continue
             quiet_since = time.monotonic()
-            body = orjson.loads(message.value())
-            if match(body):
-                found.append(dict(body))
-        return found
+            yield message
 
     def close(self) -> None:
         for consumer in self._consumers:

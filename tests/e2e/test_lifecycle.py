@@ -257,22 +257,9 @@ def test_retention_removes_ended_exports_and_the_removal_survives_a_restart(
 
         # The record left the compacted changelog as a tombstone (a null value for its key).
         changelog = kafka.consumer(f"{env['APP_ID']}-export-status-changelog")
-        values = changelog_values(changelog, export["id"].encode())
+        key = export["id"].encode()
+        values = [m.value() for m in kafka.until_quiet(changelog) if m.key() == key]
         assert values[0] is not None
         assert values[-1] is None
     finally:
         stop_worker(worker)
-
-
-def changelog_values(consumer: Any, key: bytes, idle: float = 3.0) -> list[bytes | None]:
-    """Every value written for `key`, in order, until the topic is quiet for `idle` s."""
-    found: list[bytes | None] = []
-    quiet_since = time.monotonic()
-    while time.monotonic() - quiet_since < idle:
-        message = consumer.poll(0.5)
-        if message is None or message.error():
-            continue
-        quiet_since = time.monotonic()
-        if message.key() == key:
-            found.append(message.value())
-    return found
