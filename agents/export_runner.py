@@ -99,7 +99,7 @@ async def settle(record: ExportRecord) -> ExportRecord:
             await _clean_up(record.planned)
         except Exception:
             # S3 is what failed the export, often: the result is still announced and the
-            # queue goes on; a later try of the same keys aborts what is left.
+            # queue goes on; the buckets' lifecycle rule aborts incomplete uploads later.
             logger.warning("export %s: clean-up of its uploads failed", record.id, exc_info=True)
     return await announce(record)
 
