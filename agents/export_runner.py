@@ -167,7 +167,8 @@ async def _prepare(record: ExportRecord) -> _Prepared:
     )
     # A try killed mid-upload left an incomplete multipart upload behind, maybe under
     # other keys (a name with the day in it, tried again the next day).
-    await _clean_up(record.planned)
+    if record.planned != planned:
+        await _clean_up(record.planned)
     await _clean_up(planned)
     total = await count_source(spec, ctx, deps.source)
     return _Prepared(spec, ctx, total, planned)

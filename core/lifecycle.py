@@ -73,11 +73,6 @@ def check_ccpa(request_id: str, stored: CcpaStatus | None, new: CcpaStatus) -> N
 TRIES_PER_ATTEMPT = 4
 
 
-def progress_of(record: ExportRecord) -> int:
-    """How far the stored try got: 0 before the trigger, then 1 + the rows written."""
-    return record.reached
-
-
 @dataclass(frozen=True)
 class NextTry:
     """The record to store as a new try starts, or why no try may start."""
@@ -94,7 +89,7 @@ def start_try(record: ExportRecord, max_tries_without_progress: int) -> NextTry:
     """
     strikes, previous = record.strikes, record.previous_reach
     if record.attempts > 0 and not record.clean_stop:
-        reached = progress_of(record)
+        reached = record.reached  # how far the stored try got
         strikes = strikes + 1 if reached <= previous else 0
         previous = reached
     exhausted = (

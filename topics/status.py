@@ -293,9 +293,6 @@ class StatusStore:
         retired_at = _time(data["retiredAt"]) or _EPOCH
         return RetiredExport(str(data["exportId"]), str(data["campaignId"]), retired_at)
 
-    def contains(self, export_id: str) -> bool:
-        return self._table.get(export_id.encode()) is not None
-
     def put(self, record: ExportRecord) -> None:
         """Write the record; raises IllegalTransition for a change the lifecycle forbids."""
         old = self._entries.get(record.id)
