@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-stack bench-status soak-crash setup clean
+.PHONY: run test lint bench bench-stack bench-status soak soak-crash setup clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-## make run [DATA=dir]: local Kafka, FerretDB and moto, demo (or DATA) loaded, worker on :6066
+## make run [DATA=dir]: local Kafka, FerretDB and SeaweedFS, demo (or DATA) loaded, worker on :6066
 run: $(STAMP)
 	$(PY) -m devstack run $(if $(DATA),--data $(DATA),)
 
@@ -42,6 +42,13 @@ bench: $(STAMP)
 bench-status: $(STAMP)
 	$(PY) -m devstack prepare
 	$(PY) -m bench.status_load $(BENCH_STATUS_ARGS)
+
+## make soak [SEEDS="1 2 3"] [SOAK_ARGS=...]: every export type over REST and Kafka while the
+## worker is SIGKILLed and Kafka, MongoDB and S3 restart; checks nothing was lost (one run
+## per seed; a random seed when none is given; the suite runs a short version)
+soak: $(STAMP)
+	$(PY) -m devstack prepare
+	$(PY) -m devstack.soak $(foreach seed,$(SEEDS),--seed $(seed)) $(SOAK_ARGS)
 
 ## make soak-crash [SOAK_KILLS=8]: the suite's kill -9 test with more kills (3 in the suite)
 soak-crash: $(STAMP)

@@ -2,9 +2,10 @@
 
 Every end of an export goes the same way (`_end`): the terminal status is written from the
 stored record, then `settle` aborts the run's multipart uploads and staging objects
-(unless it FINISHED) and publishes the result event, and only then marks it announced.
-A crash between those steps leaves the record unannounced; the idle runner settles it
-again (both steps are idempotent, and the event keeps its `eventId`).
+(unless it FINISHED; then clears `planned`) and publishes the result event, and only then
+marks it announced. A crash between those steps, or a clean-up S3 refused, leaves the
+record unsettled; the idle runner settles it again (both steps are idempotent, and the
+event keeps its `eventId`).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ logger = logging.getLogger(__name__)
 _IDLE_POLL_SECONDS = 1.0
 _CANCEL_WAIT_SECONDS = 10.0
 _RETIRED_PER_STEP = 200  # removals between two looks at the queue (a few ms of the loop)
+_CLEANUP_RETRY_SECONDS = 30.0  # after a failed clean-up (S3 away), before the next try
 
 metrics.register_export_types(BY_NAME)
 
@@ -63,6 +65,8 @@ class _Running:
     export_id: str | None = None
     run: asyncio.Task[tuple[ExportRecord, ExportResult]] | None = None
     last_retention: float = field(default=float("-inf"))
+    # When each export's last clean-up failed: the idle loop waits before it tries again.
+    cleanup_failed_at: dict[str, float] = field(default_factory=dict)
     retention_backlog: bool = False
 
 
@@ -93,15 +97,39 @@ async def _clean_up(planned: PlannedUploads | None) -> None:
 
 
 async def settle(record: ExportRecord) -> ExportRecord:
-    """What follows a terminal status: clean-up (unless FINISHED), then the result event."""
-    if record.status not in (Status.FINISHED, Status.DELETED):
+    """What follows a terminal status: clean-up (unless FINISHED), then the result event.
+
+    A clean-up that fails (S3 is often what failed the export) keeps `planned` on the
+    record, so the idle runner tries it again later; the result is announced meanwhile and
+    the queue goes on. A clean-up that succeeds clears `planned`.
+    """
+    cleanup = record.planned is not None and record.status not in (
+        Status.FINISHED,
+        Status.DELETED,
+    )
+    if cleanup and _cleanup_due(record.id):
         try:
             await _clean_up(record.planned)
         except Exception:
-            # S3 is what failed the export, often: the result is still announced and the
-            # queue goes on; the buckets' lifecycle rule aborts incomplete uploads later.
-            logger.warning("export %s: clean-up of its uploads failed", record.id, exc_info=True)
+            _running.cleanup_failed_at[record.id] = time.monotonic()
+            logger.warning(
+                "export %s: clean-up of its uploads failed; tried again in %.0f s",
+                record.id,
+                _CLEANUP_RETRY_SECONDS,
+                exc_info=True,
+            )
+        else:
+            _running.cleanup_failed_at.pop(record.id, None)
+            record = (status_store.get(record.id) or record).evolve(planned=None)
+            status_store.put(record)
+    if record.announced:
+        return record
     return await announce(record)
+
+
+def _cleanup_due(export_id: str) -> bool:
+    failed_at = _running.cleanup_failed_at.get(export_id)
+    return failed_at is None or time.monotonic() - failed_at >= _CLEANUP_RETRY_SECONDS
 
 
 def _log_end(record: ExportRecord) -> None:
@@ -323,7 +351,7 @@ async def _wait_for_work() -> None:
 
 
 async def _settle_pending_results() -> None:
-    for record in status_store.unannounced():
+    for record in status_store.unsettled():
         try:
             await settle(record)
         except Exception:

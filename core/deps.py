@@ -132,7 +132,21 @@ class ObjectStore(Protocol):
 
 @dataclass(frozen=True)
 class Deps:
-    """Everything with I/O that agents and views need; tests put fakes here."""
+    """Everything with I/O that agents and views need; tests put fakes here.
+
+    `request_source` is what REST views read: the same database with a retry budget a
+    caller can wait for (a request answers 503 during an outage rather than hanging for
+    the exports' budget). It is `source` unless given.
+    """
 
     source: DocumentSource
     store: ObjectStore
+    request_source: DocumentSource | None = None
+
+    def __post_init__(self) -> None:
+        if self.request_source is None:
+            object.__setattr__(self, "request_source", self.source)
+
+    @property
+    def for_requests(self) -> DocumentSource:
+        return self.request_source or self.source

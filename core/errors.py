@@ -144,12 +144,53 @@ class ExportFailed(ExportServiceError):
     code = "EXPORT_FAILED"
 
 
+# Dependency faults (core.adapters.faults classifies each driver error into one of these).
+
+
 class SourceUnavailable(ExportFailed):
-    code = "SOURCE_UNAVAILABLE"
+    """MongoDB kept failing in a way that may pass (network, election) beyond the retry budget."""
+
+    code, http_status = "SOURCE_UNAVAILABLE", 503
+
+
+class SourceAuthFailed(ExportFailed):
+    """MongoDB refused the credentials or the operation: retrying cannot help."""
+
+    code = "SOURCE_AUTH_FAILED"
+
+
+class SourceQueryFailed(ExportFailed):
+    """MongoDB rejected a query or command for a reason that will not pass."""
+
+    code = "SOURCE_QUERY_FAILED"
+
+
+class UnreadableDocument(ExportFailed):
+    """A stored document is not valid BSON, or not a shape the export can read."""
+
+    code = "SOURCE_DOCUMENT_UNREADABLE"
 
 
 class UploadFailed(ExportFailed):
-    code = "UPLOAD_FAILED"
+    """S3 kept failing in a way that may pass (5xx, SlowDown, network) beyond the retry budget."""
+
+    code, http_status = "UPLOAD_FAILED", 503
+
+
+class BucketNotFound(ExportFailed):
+    code = "S3_BUCKET_NOT_FOUND"
+
+
+class StorageAccessDenied(ExportFailed):
+    """S3 refused the credentials, the signature or the permission."""
+
+    code = "S3_ACCESS_DENIED"
+
+
+class StorageRequestRejected(ExportFailed):
+    """S3 answered 4xx for another reason (a missing object, an invalid argument)."""
+
+    code = "S3_REQUEST_REJECTED"
 
 
 class ExportTimedOut(ExportFailed):

@@ -87,6 +87,12 @@ CONSUMER_LAG = Gauge(
     ["topic", "partition"],
     registry=REGISTRY,
 )
+DEPENDENCY_RETRIES = Counter(
+    "dependency_retries_total",
+    "Calls to MongoDB or S3 retried after a fault that may pass, by dependency and reason",
+    ["dependency", "reason"],
+    registry=REGISTRY,
+)
 CCPA_DELETIONS = Counter(
     "ccpa_deletions_total", "CCPA deletion requests by outcome", ["outcome"], registry=REGISTRY
 )
@@ -140,6 +146,11 @@ def record_export_request(export_type: str | None, outcome: RequestOutcome) -> N
 def record_ccpa_deletion(outcome: str) -> None:
     """A CCPA deletion request ended with `outcome` (a short, fixed word chosen by the caller)."""
     CCPA_DELETIONS.labels(outcome=outcome).inc()
+
+
+def record_retry(dependency: str, reason: str) -> None:
+    """A MongoDB or S3 call is tried again (labels: the adapters' fixed words)."""
+    DEPENDENCY_RETRIES.labels(dependency=dependency, reason=reason).inc()
 
 
 def export_started(timeout_seconds: float | None = None) -> None:

@@ -95,6 +95,17 @@ class Settings(BaseSettings):
     status_retention_sweep_seconds: float = Field(
         300.0, gt=0, description="how often the idle runner removes expired records"
     )
+    retry_budget_seconds: float = Field(
+        120.0,
+        ge=0,
+        description="how long one MongoDB or S3 call keeps being retried on faults that may"
+        " pass (network, election, 5xx, SlowDown) before the export fails; 0 never retries",
+    )
+    retry_initial_delay_seconds: float = Field(0.25, gt=0, description="first backoff ceiling")
+    retry_max_delay_seconds: float = Field(8.0, gt=0, description="backoff ceiling")
+    publish_timeout_seconds: float = Field(
+        5.0, gt=0, description="how long a REST request waits for the broker to take it"
+    )
     max_rows_per_file: int = Field(500_000, ge=1)
     zip_staging_buffer_bytes: int = Field(
         16 * 1024 * 1024, ge=1024, description="rows buffered for ZIP members before staging"

@@ -7,14 +7,25 @@ from contextlib import AsyncExitStack
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 
-from core.adapters.mongo import MongoSource
-from core.adapters.s3 import S3ObjectStore
+from core import metrics
+from core.adapters.mongo import MongoSource, mongo_retrier
+from core.adapters.s3 import S3ObjectStore, s3_retrier
 from core.deps import Deps
+from core.retry import REQUEST_RETRY, RetryPolicy
 from core.settings import Settings
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(
+        initial_delay_seconds=settings.retry_initial_delay_seconds,
+        max_delay_seconds=settings.retry_max_delay_seconds,
+        budget_seconds=settings.retry_budget_seconds,
+    )
 
 
 async def open_deps(settings: Settings, stack: AsyncExitStack) -> Deps:
     """Open the MongoDB and S3 clients; `stack` closes them."""
+    policy = retry_policy(settings)
     source = MongoSource.connect(
         settings.mongo_url.get_secret_value(),
         settings.mongo_database,
@@ -22,6 +33,7 @@ async def open_deps(settings: Settings, stack: AsyncExitStack) -> Deps:
         lookup_chunk=settings.mongo_lookup_chunk_size,
         lookup_concurrency=settings.mongo_lookup_concurrency,
         read_ahead=settings.mongo_read_ahead_batches,
+        retrier=mongo_retrier(policy, metrics.record_retry),
     )
     stack.push_async_callback(source.close)
     session = get_session()
@@ -41,9 +53,15 @@ async def open_deps(settings: Settings, stack: AsyncExitStack) -> Deps:
             config=AioConfig(
                 s3={"addressing_style": settings.s3_addressing_style},
                 signature_version="s3v4",
-                retries={"max_attempts": 3, "mode": "standard"},
+                # Retries are ours (core.retry): one policy, counted and logged.
+                retries={"total_max_attempts": 1, "mode": "standard"},
+                # A frozen S3 is a fault to retry, not a minute-long hang per call.
+                connect_timeout=10,
+                read_timeout=60,
                 max_pool_connections=max(10, settings.s3_max_concurrent_parts * 2),
             ),
         )
     )
-    return Deps(source=source, store=S3ObjectStore(client))
+    store = S3ObjectStore(client, s3_retrier(policy, metrics.record_retry))
+    request_source = source.with_retrier(mongo_retrier(REQUEST_RETRY, metrics.record_retry))
+    return Deps(source=source, store=store, request_source=request_source)

@@ -171,7 +171,7 @@ def _print_banner(
         "Local stack ready:",
         f"  Kafka     {stack.bootstrap_servers}  (topics: {', '.join(TOPICS)})",
         f"  MongoDB   {stack.mongo_url}{stack.mongo_database}  (FerretDB)",
-        f"  S3        {stack.s3_endpoint_url}  (moto; key/secret: testing/testing)",
+        f"  S3        {stack.s3_endpoint_url}  (SeaweedFS; key/secret: testing/testing)",
         f"  worker    {api}  (/heartbeat, /ready)",
         f"  logs      {stack.state_dir / 'logs'}  (worker: {worker_log.name})",
         "",

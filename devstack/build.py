@@ -1,4 +1,7 @@
-"""Fetching and building the local stack's programs into the cache: Kafka's jars, FerretDB, Helm."""
+"""Fetching and building the local stack's programs into the cache.
+
+Kafka's jars (Maven), FerretDB and SeaweedFS (Go modules), and Helm for the chart tests.
+"""
 
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ __all__ = [
     "ensure_ferretdb",
     "ensure_helm",
     "ensure_kafka",
+    "ensure_seaweedfs",
     "prepare",
     "prepare_helm",
 ]
@@ -44,6 +48,9 @@ DEFAULT_CACHE_DIR = REPO_ROOT / ".cache"
 KAFKA_POM = DEVSTACK_DIR / "kafka" / "pom.xml"
 KAFKA_LOG4J_CONFIG = DEVSTACK_DIR / "kafka" / "log4j.properties"
 FERRETDB_SOURCES = tuple(DEVSTACK_DIR / "ferretdb" / n for n in ("go.mod", "go.sum", "main.go"))
+# SeaweedFS (the S3 server): a module that requires `weed` as a tool at a pinned version.
+SEAWEEDFS_SOURCES = tuple(DEVSTACK_DIR / "seaweedfs" / n for n in ("go.mod", "go.sum"))
+SEAWEEDFS_PACKAGE = "github.com/seaweedfs/seaweedfs/weed"
 
 # The Helm CLI the chart tests render and lint with (charts/export-service), built from its Go
 # module. Helm's Makefile stamps the version and the Kubernetes version of its client-go
@@ -66,6 +73,7 @@ class Artifacts:
 
     kafka_libs: Path
     ferretdb_bin: Path
+    seaweedfs_bin: Path
     # None when Helm could not be built: only the chart tests need it, never the stack.
     helm_bin: Path | None = None
 
@@ -80,13 +88,19 @@ def prepare(cache_dir: Path = DEFAULT_CACHE_DIR, *, with_helm: bool = True) -> A
     with _cache_lock(cache_dir):
         kafka_libs = ensure_kafka(cache_dir)
         ferretdb_bin = ensure_ferretdb(cache_dir)
+        seaweedfs_bin = ensure_seaweedfs(cache_dir)
         helm_bin = None
         if with_helm:
             try:
                 helm_bin = ensure_helm(cache_dir)
             except BuildError as exc:
                 log.warning("Helm is not available, the chart tests will skip: %s", exc)
-        return Artifacts(kafka_libs=kafka_libs, ferretdb_bin=ferretdb_bin, helm_bin=helm_bin)
+        return Artifacts(
+            kafka_libs=kafka_libs,
+            ferretdb_bin=ferretdb_bin,
+            seaweedfs_bin=seaweedfs_bin,
+            helm_bin=helm_bin,
+        )
 
 
 def prepare_helm(cache_dir: Path = DEFAULT_CACHE_DIR) -> Path:
@@ -191,6 +205,49 @@ def ensure_ferretdb(cache_dir: Path) -> Path:
     partial.replace(binary)
     marker.write_text(wanted + "\n")
     log.info("FerretDB built in %.1fs", time.monotonic() - started)
+    return binary
+
+
+def ensure_seaweedfs(cache_dir: Path) -> Path:
+    """SeaweedFS's `weed` built from devstack/seaweedfs (its pinned version), unless cached.
+
+    The first build downloads a few hundred modules and compiles for several minutes (about
+    10 min on 2 cores); later builds with Go's build cache take seconds.
+    """
+    binary = cache_dir / "bin" / "weed"
+    marker = binary.with_name("weed.sources-sha256")
+    wanted = _digest(SEAWEEDFS_SOURCES)
+    if binary.is_file() and _marker_matches(marker, wanted):
+        return binary
+
+    go = _require_tool("go", "Go (to build SeaweedFS)")
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    partial = binary.with_name("weed.partial")
+    log.info("building SeaweedFS into %s (the first build takes minutes)", binary)
+    started = time.monotonic()
+    # A copy to build in: -mod=mod may add go.sum lines, and the repository stays untouched.
+    build_dir = cache_dir / "seaweedfs-build"
+    build_dir.mkdir(parents=True, exist_ok=True)
+    for source in SEAWEEDFS_SOURCES:
+        shutil.copyfile(source, build_dir / source.name)
+    env = os.environ | {"GOTOOLCHAIN": "local", "GOFLAGS": "-mod=mod -buildvcs=false"}
+    _run(
+        [
+            go,
+            "build",
+            "-trimpath",
+            "-ldflags=-s -w",
+            "-o",
+            str(partial.resolve()),
+            SEAWEEDFS_PACKAGE,
+        ],
+        what="building SeaweedFS with Go",
+        cwd=build_dir,
+        env=env,
+    )
+    partial.replace(binary)
+    marker.write_text(wanted + "\n")
+    log.info("SeaweedFS built in %.1fs", time.monotonic() - started)
     return binary
 
 

@@ -1,11 +1,11 @@
-"""LocalStack: Kafka (KRaft), FerretDB and moto's S3 as local processes for dev runs and tests."""
+"""LocalStack: Kafka (KRaft), FerretDB and SeaweedFS's S3 as local processes for dev and tests."""
 
 from __future__ import annotations
 
 import atexit
 import base64
 import contextlib
-import http.client
+import json
 import logging
 import os
 import secrets
@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType, TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 import boto3
 from botocore.config import Config as BotoConfig
@@ -37,7 +37,16 @@ from devstack.worker import free_port
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-__all__ = ["BUCKETS", "KAFKA", "MONGO", "S3", "LocalStack", "ProcessError", "StackError"]
+__all__ = [
+    "BUCKETS",
+    "KAFKA",
+    "MONGO",
+    "S3",
+    "LocalStack",
+    "ProcessError",
+    "S3Server",
+    "StackError",
+]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +69,21 @@ BUCKETS: Mapping[str, str] = MappingProxyType(
 )
 
 _STATE_MARKER = ".devstack-state"
+
+S3Server = Literal["seaweedfs", "moto"]
+# `weed mini` runs a master, a volume server, a filer, the S3 gateway and an admin server,
+# each with an HTTP and a gRPC port; all get free ports so stacks can run side by side.
+_SEAWEEDFS_PORT_FLAGS = (
+    "master.port",
+    "master.port.grpc",
+    "volume.port",
+    "volume.port.grpc",
+    "filer.port",
+    "filer.port.grpc",
+    "s3.port.grpc",
+    "admin.port",
+    "admin.port.grpc",
+)
 
 _KAFKA_PROPERTIES = """\
 process.roles=broker,controller
@@ -88,14 +112,16 @@ class StackError(RuntimeError):
 
 
 class LocalStack:
-    """Kafka, FerretDB (MongoDB wire protocol) and moto (S3) as child processes.
+    """Kafka, FerretDB (MongoDB wire protocol) and SeaweedFS (S3) as child processes.
 
     Use as a context manager; every process is stopped on exit, and at interpreter exit if
     `stop()` was never reached. Processes are named `KAFKA`, `MONGO` and `S3` in `processes`,
     `stop_process`, `kill_process` and `start_process`; their output goes to
-    `state_dir/logs/<name>.log`. Kafka and FerretDB keep their data in `state_dir` across a
-    process restart; moto keeps objects in memory, so a restarted S3 comes back with the buckets
-    made by `create_buckets` but without objects.
+    `state_dir/logs/<name>.log`. All three keep their data in `state_dir` across a process
+    restart. SeaweedFS checks SigV4 signatures (presigned URLs and their expiry included) and
+    AWS's multipart limits (parts of 5 MiB but the last). `s3_server="moto"` runs moto
+    instead: no signature checks, objects in memory (a restarted moto comes back with the
+    buckets made by `create_buckets`, empty), part sizes as `s3_min_part_size` allows.
     """
 
     def __init__(
@@ -108,6 +134,7 @@ class LocalStack:
         s3_port: int | None = None,
         mongo_database: str = "verifiedfan",
         s3_min_part_size: int | None = None,
+        s3_server: S3Server = "seaweedfs",
         startup_timeout: float = 120.0,
         verify_ferretdb: bool = False,
     ) -> None:
@@ -115,6 +142,7 @@ class LocalStack:
 
         `state_dir` (default `cache_dir/state`) is wiped at every start; ports default to free
         loopback ports; `s3_min_part_size` lets moto accept multipart parts below 5 MiB;
+        `s3_server` picks SeaweedFS (the default) or moto;
         `verify_ferretdb` runs FerretDB's own decoder, projection and filter beside the patch
         set's fast paths on every document and stops FerretDB on any difference (for tests).
         """
@@ -124,6 +152,7 @@ class LocalStack:
         self.startup_timeout = startup_timeout
         self._fixed_ports = {KAFKA: kafka_port, MONGO: mongo_port, S3: s3_port}
         self._s3_min_part_size = s3_min_part_size
+        self.s3_server: S3Server = s3_server
         self._verify_ferretdb = verify_ferretdb
         self._ports: dict[str, int] = {}
         self._processes: dict[str, ManagedProcess] = {}
@@ -155,7 +184,7 @@ class LocalStack:
         atexit.register(self.stop)
         self._atexit_registered = True
         try:
-            # FerretDB and moto start while the JVM formats Kafka's storage.
+            # FerretDB and S3 start while the JVM formats Kafka's storage.
             self._processes[MONGO].start()
             self._processes[S3].start()
             self._format_kafka_storage(artifacts)
@@ -288,8 +317,13 @@ class LocalStack:
             region=env["S3_REGION"],
         )
 
+    @property
+    def s3_keeps_objects(self) -> bool:
+        """Whether objects outlive a restart of the S3 process (SeaweedFS: yes; moto: no)."""
+        return self.s3_server == "seaweedfs"
+
     def create_buckets(self, names: Iterable[str]) -> None:
-        """Create S3 buckets unless they exist (they are re-created when S3 restarts)."""
+        """Create S3 buckets unless they exist (moto's are re-created when it restarts)."""
         client = self.s3_client()
         existing = {bucket["Name"] for bucket in client.list_buckets().get("Buckets", [])}
         for name in dict.fromkeys(names):
@@ -299,7 +333,7 @@ class LocalStack:
                 self._buckets.append(name)
 
     def s3_client(self) -> S3Client:
-        """A boto3 S3 client for this stack's moto (path-style, test credentials)."""
+        """A boto3 S3 client for this stack's S3 (path-style, the stack's credentials)."""
         return boto3.client(
             "s3",
             endpoint_url=self.s3_endpoint_url,
@@ -345,6 +379,8 @@ class LocalStack:
             else:
                 ports[name] = fixed
         ports["kafka-controller"] = free_port()
+        if self.s3_server == "seaweedfs":
+            ports.update({flag: free_port() for flag in _SEAWEEDFS_PORT_FLAGS})
         return ports
 
     def _make_processes(self, artifacts: Artifacts) -> dict[str, ManagedProcess]:
@@ -370,7 +406,19 @@ class LocalStack:
             ),
             S3: ManagedProcess(
                 S3,
-                [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(self._ports[S3])],
+                (
+                    self._seaweedfs_command(artifacts)
+                    if self.s3_server == "seaweedfs"
+                    else [
+                        sys.executable,
+                        "-m",
+                        "moto.server",
+                        "-H",
+                        HOST,
+                        "-p",
+                        str(self._ports[S3]),
+                    ]
+                ),
                 log_path=logs / f"{S3}.log",
                 probe=self._s3_ready,
                 env=moto_env,
@@ -385,6 +433,44 @@ class LocalStack:
                 stop_grace_seconds=20.0,
             ),
         }
+
+    def _seaweedfs_command(self, artifacts: Artifacts) -> list[str]:
+        """`weed mini` on loopback with data in state_dir and the stack's one S3 identity."""
+        data = self.state_dir / "seaweedfs"
+        data.mkdir(parents=True, exist_ok=True)
+        identities = self.state_dir / "seaweedfs-identities.json"
+        identities.write_text(
+            json.dumps(
+                {
+                    "identities": [
+                        {
+                            "name": "export-service",
+                            "credentials": [
+                                {"accessKey": S3_CREDENTIALS[0], "secretKey": S3_CREDENTIALS[1]}
+                            ],
+                            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                        }
+                    ]
+                }
+            )
+        )
+        return [
+            str(artifacts.seaweedfs_bin),
+            "mini",
+            f"-dir={data}",
+            f"-ip={HOST}",
+            f"-ip.bind={HOST}",
+            f"-s3.port={self._ports[S3]}",
+            *(f"-{flag}={self._ports[flag]}" for flag in _SEAWEEDFS_PORT_FLAGS),
+            "-admin.port.legacy=0",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            "-webdav=false",
+            "-admin.ui=false",
+            f"-s3.config={identities}",
+            # As on AWS: a missing bucket is an error, not created by the first upload.
+            "-s3.autoCreateBucket=false",
+        ]
 
     def _java_command(self, artifacts: Artifacts) -> list[str]:
         java_home = os.environ.get("JAVA_HOME")
@@ -483,12 +569,10 @@ class LocalStack:
         return True
 
     def _s3_ready(self) -> bool:
-        connection = http.client.HTTPConnection(HOST, self._ports[S3], timeout=2)
-        try:
-            connection.request("GET", "/")
-            return connection.getresponse().status == 200
-        finally:
-            connection.close()
+        if not _port_in_use(self._ports[S3]):
+            return False
+        self.s3_client().list_buckets()  # signed: the gateway and its filer both answer
+        return True
 
 
 def _port_in_use(port: int) -> bool:

@@ -211,6 +211,7 @@ class InMemoryStore:
     acls: dict[tuple[str, str], str | None] = field(default_factory=dict)
     fail_on_part: int | None = None
     fail_on_put: bool = False
+    fail_on_abort: bool = False
     parts_sent: int = 0
     puts: int = 0
 
@@ -244,6 +245,8 @@ class InMemoryStore:
         return sorted(k for b, k in self.objects if b == bucket and k.startswith(prefix))
 
     async def abort_uploads(self, bucket: str, keys: Collection[str]) -> int:
+        if self.fail_on_abort:
+            raise UploadFailed("S3 is away (the fake)")
         count = 0
         for upload in self.uploads:
             in_progress = not upload.completed and not upload.aborted

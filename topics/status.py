@@ -2,7 +2,7 @@
 
 The table (a changelog-backed Faust table) holds every record as orjson bytes. Every
 question the worker asks on a request path or in the runner's idle loop (the next work,
-the duplicate check, a campaign's page of exports, the PENDING count, the unannounced
+the duplicate check, a campaign's page of exports, the PENDING count, the unsettled
 results) is answered from in-memory indexes that each write keeps up to date and that
 `rebuild` makes again from the table after a recovery. An index entry holds a few fields
 of a record, not the record: only what a question returns is decoded.
@@ -71,6 +71,7 @@ class _Entry:
     announced: bool
     finished: dt.datetime | None
     duplicate_key: tuple[str, str, bytes, dt.date] | None
+    cleanup_pending: bool
 
     @property
     def order(self) -> Order:
@@ -83,11 +84,12 @@ class _Entry:
         )
 
     @property
-    def unannounced(self) -> bool:
+    def unsettled(self) -> bool:
+        """Ended, and its result event unsent or its uploads not yet cleaned up."""
         return (
             self.status in TERMINAL_STATUSES
             and self.status != Status.DELETED
-            and not self.announced
+            and (not self.announced or self.cleanup_pending)
         )
 
     @classmethod
@@ -110,6 +112,9 @@ class _Entry:
             announced=bool(data.get("announced", False)),
             finished=_time(data.get("finishedAt")),
             duplicate_key=duplicate_key,
+            # A run that did not finish keeps its planned keys until they are cleaned up.
+            cleanup_pending=status not in (Status.FINISHED, Status.DELETED)
+            and data.get("planned") is not None,
         )
 
 
@@ -172,7 +177,7 @@ class StatusStore:
         self._by_campaign: dict[str, SortedList] = {}
         self._pending: set[str] = set()
         self._counts: Counter[Status] = Counter()
-        self._unannounced: set[str] = set()
+        self._unsettled: set[str] = set()
         self._ended: SortedList = SortedList()  # (finishedAt, id) of terminal exports
         self._aliases: dict[str, set[str]] = {}  # export id -> ids of duplicates it serves
         self._ccpa: dict[str, _CcpaEntry] = {}
@@ -205,7 +210,7 @@ class StatusStore:
         by_campaign: dict[str, list[Order]] = {}
         ended: list[tuple[dt.datetime, str]] = []
         for entry in exports:
-            if entry.status in ACTIVE_STATUSES or entry.unannounced:
+            if entry.status in ACTIVE_STATUSES or entry.unsettled:
                 self._index(entry)
                 continue
             self._entries[entry.id] = entry
@@ -226,8 +231,8 @@ class StatusStore:
         if entry.status == Status.PENDING:
             self._pending.add(entry.id)
         self._counts[entry.status] += 1
-        if entry.unannounced:
-            self._unannounced.add(entry.id)
+        if entry.unsettled:
+            self._unsettled.add(entry.id)
         if entry.status in TERMINAL_STATUSES:
             self._ended.add((entry.finished or entry.created, entry.id))
 
@@ -244,7 +249,7 @@ class StatusStore:
         self._interrupted.discard(entry.order)
         self._pending.discard(entry.id)
         self._counts[entry.status] -= 1
-        self._unannounced.discard(entry.id)
+        self._unsettled.discard(entry.id)
         self._ended.discard((entry.finished or entry.created, entry.id))
 
     def _index_ccpa(self, entry: _CcpaEntry) -> None:
@@ -365,9 +370,10 @@ class StatusStore:
         """How many exports the table holds in each status."""
         return {status: self._counts[status] for status in Status}
 
-    def unannounced(self) -> list[ExportRecord]:
-        """Terminal exports whose result event may not have reached export-events."""
-        found = (self.get(export_id) for export_id in sorted(self._unannounced))
+    def unsettled(self) -> list[ExportRecord]:
+        """Ended exports whose result event may not have reached export-events, or whose
+        uploads a failed clean-up left (`planned` still set)."""
+        found = (self.get(export_id) for export_id in sorted(self._unsettled))
         return [record for record in found if record is not None]
 
     def for_campaign(self, campaign_id: str) -> list[ExportRecord]:
@@ -481,7 +487,7 @@ class StatusStore:
             if removed >= limit:
                 return removed
             entry = self._entries[export_id]
-            if entry.unannounced or ended >= ended_before:
+            if entry.unsettled or ended >= ended_before:
                 continue
             marker = {"retiredAt": now.isoformat(), "campaignId": entry.campaign_id}
             for alias in (export_id, *self._aliases.get(export_id, ())):

@@ -11,8 +11,9 @@ from core.app import app
 from core.errors import ExportServiceError, NotReady
 from core.events import ccpa_requested_bytes
 from core.models import CcpaRequest, new_export_id, utcnow
-from topics.definitions import exports_topic, status_store
+from topics.definitions import status_store
 from web.auth import Principal, require_supreme
+from web.publish import publish_request, require_broker
 from web.requests import validated_id
 from web.responses import ApiView, json_response
 from web.routing import served_by_table_owner
@@ -27,10 +28,6 @@ class CcpaRequestNotFound(ExportServiceError):
 
     def __init__(self, *, request_id: str) -> None:
         super().__init__(f"CCPA request {request_id} not found", details={"requestId": request_id})
-
-
-class PublishFailed(ExportServiceError):
-    code, http_status = "QUEUE_UNAVAILABLE", 503
 
 
 def _authorised(request: web.Request, value: str, *, name: str) -> Principal:
@@ -53,17 +50,14 @@ class CcpaUser(ApiView):
             requested_by=principal.sub,
             created_at=utcnow(),
         )
+        await require_broker()
         # Visible (PENDING) at once; the intake finds it recorded when the event comes back.
         status_store.put_ccpa(ccpa)
-        try:
-            fut = await exports_topic.send(
-                key=ccpa.request_id.encode(), value=ccpa_requested_bytes(ccpa)
-            )
-            await fut
-        except Exception as exc:
-            status_store.remove_ccpa(ccpa.request_id)
-            logger.exception("publishing CCPA request %s failed", ccpa.request_id)
-            raise PublishFailed("the export queue is unavailable, try again") from exc
+        await publish_request(
+            ccpa.request_id,
+            ccpa_requested_bytes(ccpa),
+            forget=lambda: status_store.remove_ccpa(ccpa.request_id),
+        )
         return json_response(ccpa.to_public(), status=202)
 
 

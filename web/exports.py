@@ -15,10 +15,11 @@ from core.events import export_requested_bytes
 from core.models import ExportRecord, Status, new_export_id, utcnow
 from exporters.registry import BY_NAME, get_spec
 from exporters.runner import load_context
-from topics.definitions import exports_topic, status_store
+from topics.definitions import status_store
 from web import openapi  # noqa: F401  (registers GET /openapi.json beside the API it documents)
 from web.auth import Principal, authenticate, require_report
 from web.middleware import install as install_middleware
+from web.publish import publish_request, require_broker
 from web.requests import (
     check_params,
     decode_cursor,
@@ -37,10 +38,6 @@ blueprint = faust.web.Blueprint("exports")
 
 metrics.register_export_types(BY_NAME)
 _EXPORT_TYPE = web.RequestKey("export_type", str)
-
-
-class PublishFailed(ExportServiceError):
-    code, http_status = "QUEUE_UNAVAILABLE", 503
 
 
 def _authorised(request: web.Request, campaign_id: str) -> Principal:
@@ -90,7 +87,11 @@ class CampaignExports(ApiView):
         export_id = new_export_id()
         # Unknown campaign (404), bad params (400) and no markets (422) fail here, not later.
         await load_context(
-            spec, app.deps.source, export_id=export_id, campaign_id=campaign_id, params=body.params
+            spec,
+            app.deps.for_requests,
+            export_id=export_id,
+            campaign_id=campaign_id,
+            params=body.params,
         )
         record = ExportRecord(
             id=export_id,
@@ -101,20 +102,17 @@ class CampaignExports(ApiView):
             requested_by=principal.sub,
             created_at=utcnow(),
         )
+        await require_broker()
         # No await between the duplicate check and the write: concurrent requests
         # in this worker cannot both create the same export.
         accepted, created = status_store.accept(record)
         if not created:
             return json_response(accepted.to_public(), status=200)
-        try:
-            fut = await exports_topic.send(
-                key=record.id.encode(), value=export_requested_bytes(record)
-            )
-            await fut
-        except Exception as exc:
-            status_store.remove(record.id)
-            logger.exception("publishing export request %s failed", record.id)
-            raise PublishFailed("the export queue is unavailable, try again") from exc
+        await publish_request(
+            record.id,
+            export_requested_bytes(record),
+            forget=lambda: status_store.remove(record.id),
+        )
         return json_response(record.to_public(), status=202)
 
     @served_by_table_owner

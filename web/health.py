@@ -28,7 +28,7 @@ def _partition_check() -> str | None:
     return f"no partition of {topic} assigned (starting, rebalancing or standby)"
 
 
-async def _broker_probe() -> None:
+async def broker_probe() -> None:
     """A metadata round trip over the producer's connection to the cluster."""
     producer: Any = getattr(app.producer, "_producer", None)
     if producer is None:
@@ -63,7 +63,7 @@ class Ready(ApiView):
             "statusTable": None if app.table_ready() else "recovering or rebalancing",
             "exportsPartition": _partition_check(),
         }
-        probes = [_check("kafka", _broker_probe())]
+        probes = [_check("kafka", broker_probe())]
         try:
             deps = app.deps
         except RuntimeError as exc:

@@ -8,6 +8,8 @@ API, so everything below the client is shared.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import copy
 import datetime as dt
 from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import aclosing
@@ -16,9 +18,10 @@ from typing import Any, Literal, TypeVar
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
+from core.adapters.faults import classify_mongo
 from core.deps import Doc
-from core.errors import SourceUnavailable
 from core.read_ahead import read_ahead
+from core.retry import DEFAULT_RETRY, NO_RETRY, Retrier, RetryHook, RetryPolicy
 
 T = TypeVar("T")
 
@@ -59,13 +62,38 @@ async def _whole(operation: Awaitable[T]) -> T:
         raise
 
 
+async def _close_quietly(cursor: Any) -> None:
+    """Close a cursor; a server that is gone has closed it already."""
+    with contextlib.suppress(PyMongoError, OSError):
+        await _whole(cursor.close())
+
+
 def _retrieve(task: asyncio.Future[Any]) -> None:
     if not task.cancelled():
         task.exception()  # the caller has gone; nothing is left to report it to
 
 
+def mongo_retrier(
+    policy: RetryPolicy = DEFAULT_RETRY, on_retry: RetryHook | None = None
+) -> Retrier:
+    return Retrier("mongodb", classify_mongo, policy, on_retry)
+
+
+def _count_documents(reply: bytes) -> int:
+    """How many BSON documents one raw reply holds (each starts with its int32 length)."""
+    count = offset = 0
+    while offset < len(reply):
+        offset += int.from_bytes(reply[offset : offset + 4], "little")
+        count += 1
+    return count
+
+
 class MongoSource:
-    """Reads campaign data; translates driver errors to SourceUnavailable.
+    """Reads campaign data; every driver error goes through the retrier (core.retry).
+
+    Reads are retried on faults that may pass (core.adapters.faults); a `find` whose cursor
+    fails mid-stream is opened again past the documents it has already handed over, so the
+    export resumes where it was rather than from the start.
 
     Look-ups by a list of values are split into chunks of `lookup_chunk` values sent up to
     `lookup_concurrency` at a time: a server (FerretDB) that matches `$in` by comparing each
@@ -84,8 +112,10 @@ class MongoSource:
         lookup_chunk: int = 250,
         lookup_concurrency: int = 4,
         read_ahead: int = 4,
+        retrier: Retrier | None = None,
     ) -> None:
         self._client = client
+        self._retry = retrier or mongo_retrier()
         self._driver = driver
         # Typed as Any: the two drivers' database objects share an API but no base class.
         self._db: Any = client[database]
@@ -103,6 +133,7 @@ class MongoSource:
         lookup_chunk: int = 250,
         lookup_concurrency: int = 4,
         read_ahead: int = 4,
+        retrier: Retrier | None = None,
     ) -> MongoSource:
         return cls(
             _open_client(driver, url),
@@ -111,11 +142,18 @@ class MongoSource:
             lookup_chunk=lookup_chunk,
             lookup_concurrency=lookup_concurrency,
             read_ahead=read_ahead,
+            retrier=retrier,
         )
 
     @property
     def driver(self) -> MongoDriver:
         return self._driver
+
+    def with_retrier(self, retrier: Retrier) -> MongoSource:
+        """The same client and settings under another retry policy (for REST requests)."""
+        other = copy.copy(self)
+        other._retry = retrier
+        return other
 
     async def close(self) -> None:
         closed = self._client.close()  # a coroutine for PyMongo's client, None for motor's
@@ -131,12 +169,19 @@ class MongoSource:
         batch_size: int = 1000,
         sort: Sequence[tuple[str, int]] | None = None,
     ) -> AsyncGenerator[list[Doc], None]:
-        cursor = self._db[collection].find(dict(query), projection, batch_size=batch_size)
-        if sort:
-            cursor = cursor.sort(list(sort))
-        # A batch per await: iterating the cursor document by document costs an await (a
-        # future, a task step) per document.
-        replies = self._stream(cursor, collection, lambda: cursor.to_list(batch_size))
+        def open_cursor(skip: int) -> Any:
+            cursor = self._db[collection].find(
+                dict(query), projection, batch_size=batch_size, skip=skip
+            )
+            return cursor.sort(list(sort)) if sort else cursor
+
+        async def next_batch(cursor: Any) -> list[Doc]:
+            # A batch per await: iterating the cursor document by document costs an await (a
+            # future, a task step) per document.
+            batch: list[Doc] = await cursor.to_list(batch_size)
+            return batch
+
+        replies = self._stream(collection, open_cursor, next_batch, len)
         async with aclosing(replies) as batches:
             async for batch in batches:
                 yield batch
@@ -150,34 +195,59 @@ class MongoSource:
         batch_size: int = 1000,
         sort: Sequence[tuple[str, int]] | None = None,
     ) -> AsyncGenerator[bytes, None]:
-        cursor = self._db[collection].find_raw_batches(
-            dict(query), projection, batch_size=batch_size
-        )
-        if sort:
-            cursor = cursor.sort(list(sort))
+        def open_cursor(skip: int) -> Any:
+            cursor = self._db[collection].find_raw_batches(
+                dict(query), projection, batch_size=batch_size, skip=skip
+            )
+            return cursor.sort(list(sort)) if sort else cursor
 
-        async def next_reply() -> bytes:
+        async def next_reply(cursor: Any) -> bytes:
             try:
                 reply: bytes = await cursor.next()
             except StopAsyncIteration:
                 return b""
             return reply
 
-        async with aclosing(self._stream(cursor, collection, next_reply)) as replies:
+        stream = self._stream(collection, open_cursor, next_reply, _count_documents)
+        async with aclosing(stream) as replies:
             async for reply in replies:
                 yield reply
 
     async def _stream(
-        self, cursor: Any, collection: str, next_batch: Callable[[], Awaitable[T]]
+        self,
+        collection: str,
+        open_cursor: Callable[[int], Any],
+        next_batch: Callable[[Any], Awaitable[T]],
+        count: Callable[[T], int],
     ) -> AsyncGenerator[T, None]:
-        """The cursor's batches until an empty one, read ahead; the cursor closed at the end."""
+        """The cursor's batches until an empty one, read ahead; the cursor closed at the end.
+
+        After a failed batch the next try opens the query again with `skip` = the documents
+        handed over so far. The position is stable as long as the collection is not
+        rewritten during the export (the same holds for any non-snapshot read); a sorted
+        query resumes in its sort order.
+        """
+        cursor = open_cursor(0)
+        delivered = 0
+        broken = False
+
+        async def fetch() -> T:
+            nonlocal cursor, broken
+            if broken:
+                await _close_quietly(cursor)
+                cursor = open_cursor(delivered)
+                broken = False
+            try:
+                return await _whole(next_batch(cursor))
+            except BaseException:
+                broken = True
+                raise
 
         async def batches() -> AsyncGenerator[T, None]:
-            try:
-                while batch := await _whole(next_batch()):
-                    yield batch
-            except PyMongoError as exc:
-                raise SourceUnavailable(f"reading {collection} failed: {exc}") from exc
+            nonlocal delivered
+            while batch := await self._retry.call(f"reading {collection}", fetch):
+                delivered += count(batch)
+                yield batch
 
         try:
             async with aclosing(
@@ -186,7 +256,7 @@ class MongoSource:
                 async for batch in ahead:
                     yield batch
         finally:
-            await _whole(cursor.close())
+            await _close_quietly(cursor)
 
     async def find_in_raw(
         self,
@@ -229,19 +299,23 @@ class MongoSource:
             async with limit:
                 # One reply per chunk: without a batch size the server sends 101 documents
                 # and the rest after a getMore round trip.
-                find = self._db[collection].find_raw_batches if raw else self._db[collection].find
-                cursor = find({field: {"$in": chunk}}, projection, batch_size=len(chunk))
-                try:
-                    found: list[Any] = await _whole(cursor.to_list(None))
-                finally:
-                    await _whole(cursor.close())  # a cancelled look-up leaves no server cursor
+                found = await self._retry.call(
+                    f"looking up {field} in {collection}", lambda: read(chunk)
+                )
                 return b"".join(found) if raw else found
+
+        async def read(chunk: list[str]) -> list[Any]:
+            find = self._db[collection].find_raw_batches if raw else self._db[collection].find
+            cursor = find({field: {"$in": chunk}}, projection, batch_size=len(chunk))
+            try:
+                found: list[Any] = await _whole(cursor.to_list(None))
+            finally:
+                await _close_quietly(cursor)  # a cancelled look-up leaves no server cursor
+            return found
 
         tasks = [asyncio.ensure_future(one(chunk)) for chunk in chunks]
         try:
             results = await asyncio.gather(*tasks)
-        except PyMongoError as exc:
-            raise SourceUnavailable(f"look-up in {collection} failed: {exc}") from exc
         finally:
             for task in tasks:  # the first failure ends the others
                 task.cancel()
@@ -267,30 +341,30 @@ class MongoSource:
         return await self._lookup(collection, field, values, projection)
 
     async def find_one(self, collection: str, query: Mapping[str, Any]) -> Doc | None:
-        try:
-            found: Doc | None = await _whole(self._db[collection].find_one(dict(query)))
-            return found
-        except PyMongoError as exc:
-            raise SourceUnavailable(f"reading {collection} failed: {exc}") from exc
+        found: Doc | None = await self._retry.call(
+            f"reading {collection}", lambda: _whole(self._db[collection].find_one(dict(query)))
+        )
+        return found
 
     async def distinct(self, collection: str, field: str, query: Mapping[str, Any]) -> list[Any]:
-        try:
-            return list(await _whole(self._db[collection].distinct(field, dict(query))))
-        except PyMongoError as exc:
-            raise SourceUnavailable(f"reading {collection} failed: {exc}") from exc
+        values = await self._retry.call(
+            f"reading {collection}",
+            lambda: _whole(self._db[collection].distinct(field, dict(query))),
+        )
+        return list(values)
 
     async def count(self, collection: str, query: Mapping[str, Any]) -> int:
         # The count command rather than count_documents' $match + $group pipeline: the same
         # index scan on MongoDB, and FerretDB counts without running a $group stage over every
         # document. The figure is the preliminary totalCount, not a row count.
-        try:
-            reply = await _whole(self._db.command("count", collection, query=dict(query)))
-            return int(reply["n"])
-        except PyMongoError as exc:
-            raise SourceUnavailable(f"counting {collection} failed: {exc}") from exc
+        reply = await self._retry.call(
+            f"counting {collection}",
+            lambda: _whole(self._db.command("count", collection, query=dict(query))),
+        )
+        return int(reply["n"])
 
     async def ping(self) -> None:
-        try:
-            await _whole(self._db.command("ping"))
-        except PyMongoError as exc:
-            raise SourceUnavailable(f"MongoDB unreachable: {exc}") from exc
+        """One try: /ready reports an outage as it happens."""
+        await self._retry.call(
+            "pinging MongoDB", lambda: _whole(self._db.command("ping")), policy=NO_RETRY
+        )

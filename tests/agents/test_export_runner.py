@@ -1,13 +1,17 @@
-"""The runner's preparation: context, preliminary count, leftovers of a crashed attempt."""
+"""The runner's preparation and settling: leftovers of a crashed try, a failed clean-up."""
 
 from __future__ import annotations
 
-from agents.export_runner import _prepare
+import pytest
+
+from agents import export_runner
+from agents.export_runner import _prepare, settle
 from core.deps import Deps
-from core.models import ExportRecord
+from core.models import ErrorInfo, ExportRecord, PlannedUploads, Status
 from exporters.registry import get_spec
 from exporters.runner import load_context, planned_keys
-from tests.fakes import InMemorySource, InMemoryStore
+from tests.fakes import InMemorySource, InMemoryStore, seed
+from topics.definitions import status_store
 
 
 async def test_a_rerun_aborts_the_upload_a_crashed_attempt_left_behind(deps: Deps) -> None:
@@ -26,3 +30,41 @@ async def test_a_rerun_aborts_the_upload_a_crashed_attempt_left_behind(deps: Dep
     assert prepared.total == 4
     assert leftover.aborted
     assert not other.aborted
+
+
+async def test_a_failed_clean_up_is_tried_again_until_it_succeeds(
+    deps: Deps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert isinstance(deps.store, InMemoryStore)
+    store = deps.store
+    key = "entries/c1/failed-1/x.csv"
+    leftover = await store.start_upload("exports", key, content_type="text/csv", acl=None)
+    planned = PlannedUploads(bucket="exports", keys=(key,))
+    record = ExportRecord(
+        id="failed-1",
+        campaign_id="c1",
+        export_type="entries",
+        status=Status.FAILED,
+        planned=planned,
+        error=ErrorInfo(code="UPLOAD_FAILED", message="S3 away"),
+        announced=True,  # its result event is out (no broker here): the clean-up is left
+    )
+    seed(status_store, record)
+
+    store.fail_on_abort = True
+    settled = await settle(record)
+    assert settled.planned == planned
+    assert [r.id for r in status_store.unsettled()] == ["failed-1"]
+    assert not leftover.aborted
+
+    store.fail_on_abort = False
+    await export_runner._settle_pending_results()  # not due yet: nothing is tried
+    assert not leftover.aborted
+    monkeypatch.setattr(export_runner, "_CLEANUP_RETRY_SECONDS", 0.0)
+    await export_runner._settle_pending_results()
+    assert leftover.aborted
+    stored = status_store.get("failed-1")
+    assert stored is not None
+    assert stored.planned is None
+    assert stored.announced
+    assert status_store.unsettled() == []

@@ -32,6 +32,7 @@ CONTRACT: dict[str, Metric] = {
     "export_timeout_seconds": _m("gauge"),
     "export_consumer_lag": _m("gauge", "topic", "partition"),
     "ccpa_deletions_total": _m("counter", "outcome"),
+    "dependency_retries_total": _m("counter", "dependency", "reason"),
     "http_requests_total": _m("counter", "route", "method", "status"),
     "http_request_duration_seconds": _m("histogram", "route", "method"),
 }

@@ -25,6 +25,7 @@ DASHBOARD = CHART / "dashboards" / "export-service.json"
 RULES = CHART / "alerts" / "export-service.rules.yaml"
 ALERTS = {
     "ExportServiceConsumerLagGrowing",
+    "ExportServiceDependencyRetrying",
     "ExportServiceExportsFailing",
     "ExportServiceExportNearTimeout",
     "ExportServiceNoReadyWorker",
@@ -144,7 +145,7 @@ def test_dashboard_variables_query_contract_metrics(dashboard: dict[str, Any]) -
 # -- the alert rules ----------------------------------------------------------------------------
 
 
-def test_rules_file_has_the_four_alerts(rules: list[dict[str, Any]]) -> None:
+def test_rules_file_has_the_five_alerts(rules: list[dict[str, Any]]) -> None:
     assert {rule["alert"] for rule in rules} == ALERTS
     for rule in rules:
         assert set(rule) <= {"alert", "expr", "for", "labels", "annotations", "keep_firing_for"}

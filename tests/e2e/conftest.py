@@ -1,4 +1,4 @@
-"""The real stack for end-to-end tests: Kafka, FerretDB and moto processes, and the worker.
+"""The real stack for end-to-end tests: Kafka, FerretDB and SeaweedFS processes, and the worker.
 
 Session scope for the servers; each test uses fresh export ids and its own consumer group.
 """
@@ -25,7 +25,7 @@ from web.devtoken import mint_token
 
 ROOT = Path(__file__).resolve().parents[2]
 TOPICS = ("exports", "export-events", "exports-dlq")
-PART_SIZE = 256 * 1024  # small parts so that modest exports still span several
+PART_SIZE = 5 * 1024 * 1024  # S3's (and SeaweedFS's) smallest part but the last
 # The worker under test verifies HS256 tokens with this secret; tokens outlive a test session.
 JWT_SECRET = "e2e-jwt-secret-not-for-production-0123456789"
 JWT_ENV = {"JWT_ALGORITHM": "HS256", "JWT_SECRET": JWT_SECRET}
@@ -67,7 +67,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     with LocalStack(
         cache_dir=ROOT / ".cache",
         state_dir=state,
-        s3_min_part_size=PART_SIZE,
         verify_ferretdb=True,
     ) as s:
         s.create_topics(TOPICS, partitions=1)

@@ -7,6 +7,7 @@ changelog and topics, see `dedicated_env`) and restart what they stopped before 
 from __future__ import annotations
 
 import concurrent.futures
+import hashlib
 import threading
 import time
 import uuid
@@ -17,8 +18,7 @@ from typing import Any
 import orjson
 import pytest
 
-from devstack.dataset import upload_sms_waves
-from devstack.stack import MONGO, S3, LocalStack
+from devstack.stack import KAFKA, MONGO, S3, LocalStack
 from tests.e2e.conftest import (
     BIG,
     KafkaClient,
@@ -28,7 +28,6 @@ from tests.e2e.conftest import (
     stop_worker,
     wait_for,
 )
-from tests.e2e.expected import DATA
 
 CAMPAIGN = "cmp-e2e"
 BUCKET = "exports"
@@ -194,7 +193,47 @@ def test_an_export_over_the_timeout_expires_leaves_nothing_and_the_next_one_runs
 # 4: failure isolation
 
 
-def test_database_and_s3_outages_fail_the_export_and_the_worker_goes_on(
+def _ready_check(worker: Worker, name: str) -> str:
+    """What /ready says of one check ("ok" or the failure); "no answer" if it does not answer."""
+    try:
+        _, body = worker.request("GET", "/ready")
+    except OSError:
+        return "no answer"
+    return str(body.get("checks", {}).get(name, "missing")) if isinstance(body, dict) else "?"
+
+
+def _outage(stack: LocalStack, worker: Worker, name: str, check: str) -> None:
+    """Stop one dependency, see /ready report it, start it again, see /ready recover."""
+    stack.stop_process(name)
+    try:
+        wait_for(
+            lambda: _ready_check(worker, check) != "ok",
+            timeout=60,
+            what=f"/ready to report the {name} outage",
+        )
+    finally:
+        stack.start_process(name)
+    wait_for(
+        lambda: _ready_check(worker, check) == "ok",
+        timeout=120,
+        what=f"/ready to see {name} again",
+    )
+
+
+def _assert_whole(s3: Any, record: dict[str, Any], rows: int) -> None:
+    """FINISHED with every row, its objects as recorded, nothing else under its prefix."""
+    assert record["status"] == "FINISHED", record
+    assert record["rowCount"] == rows
+    prefix = big_prefix(record["id"])
+    assert objects_under(s3, prefix) == sorted(o["key"] for o in record["objects"])
+    for obj in record["objects"]:
+        body = s3.get_object(Bucket=BUCKET, Key=obj["key"])["Body"].read()
+        assert len(body) == obj["size"]
+        assert hashlib.sha256(body).hexdigest() == obj["sha256"]
+    assert uploads_under(s3, prefix) == []
+
+
+def test_outages_of_mongodb_s3_and_the_broker_mid_export_end_finished(
     stack: LocalStack,
     own_worker: tuple[Worker, dict[str, str]],
     kafka: KafkaClient,
@@ -203,63 +242,111 @@ def test_database_and_s3_outages_fail_the_export_and_the_worker_goes_on(
 ) -> None:
     w, env = own_worker
 
-    # MongoDB goes away mid-export: FAILED, and S3 (still up, state kept) holds nothing.
+    # MongoDB goes away and comes back while one export runs, S3 while the next one runs;
+    # requests made before the outages wait in the queue.
     big = post(w, BIG, "entries")
+    queued = [post(w, CAMPAIGN, "codes"), post(w, CAMPAIGN, "fanlist")]
     wait_running(w, big["id"], rows=2000)
-    stack.stop_process(MONGO)
-    try:
-        failed = w.wait_terminal(BIG, big["id"], timeout=180)
-    finally:
-        stack.start_process(MONGO)
-    assert failed["status"] == "FAILED"
-    assert failed["error"]["code"] == "SOURCE_UNAVAILABLE", failed["error"]
-    assert objects_under(s3, big_prefix(big["id"])) == []
-    assert uploads_under(s3, big_prefix(big["id"])) == []
-    assert w.request("GET", "/heartbeat")[0] == 200
+    _outage(stack, w, MONGO, "mongodb")
+    during = w.get_export(BIG, big["id"])
+    assert during is not None
+    assert during["status"] == "TRIGGERED", during  # retried, not failed
+    _assert_whole(s3, w.wait_terminal(BIG, big["id"], timeout=300), big_campaign)
+    second = post(w, BIG, "entries")
+    wait_running(w, second["id"], rows=2000)
+    _outage(stack, w, S3, "s3")
+    _assert_whole(s3, w.wait_terminal(BIG, second["id"], timeout=300), big_campaign)
 
-    # S3 goes away mid-export: FAILED with UPLOAD_FAILED; an export requested during the
-    # outage fails too, and the worker goes on once S3 is back.
-    big = post(w, BIG, "entries")
-    wait_running(w, big["id"], rows=2000)
-    stack.stop_process(S3)
+    # The broker goes away mid-export: REST refuses new work with 503 in the spec's shape,
+    # /ready says why, and both recover by themselves once it is back.
+    again = post(w, BIG, "entries")
+    wait_running(w, again["id"], rows=2000)
+    stack.stop_process(KAFKA)
     try:
-        failed = w.wait_terminal(BIG, big["id"], timeout=300)
-        during = post(w, CAMPAIGN, "codes")
-        failed_during = w.wait_terminal(CAMPAIGN, during["id"], timeout=300)
+        wait_for(lambda: _ready_check(w, "kafka") != "ok", timeout=60, what="/ready: kafka")
+        refused = wait_for(
+            lambda: _refused(w),
+            timeout=60,
+            what="a POST refused with 503 while the broker is down",
+        )
+        assert set(refused["error"]) >= {"code", "message"}, refused
     finally:
-        _restart_s3(stack)
-    assert failed["status"] == "FAILED"
-    assert failed["error"]["code"] == "UPLOAD_FAILED", failed["error"]
-    assert failed["objects"] == []
-    assert failed_during["status"] == "FAILED"
-    assert failed_during["error"]["code"] == "UPLOAD_FAILED", failed_during["error"]
-    # moto keeps no state over a restart: the listings only show nothing was re-created.
-    assert objects_under(s3, big_prefix(big["id"])) == []
-    assert uploads_under(s3, big_prefix(big["id"])) == []
-
-    later = post(w, CAMPAIGN, "codes")
-    done = w.wait_terminal(CAMPAIGN, later["id"], timeout=120)
-    assert done["status"] == "FINISHED"
-    assert [o["key"] for o in done["objects"]] == objects_under(
-        s3, f"codes/{CAMPAIGN}/{later['id']}/"
-    )
+        stack.start_process(KAFKA)
+    after = wait_for(lambda: _accepted(w), timeout=180, what="a POST accepted again")
+    _assert_whole(s3, w.wait_terminal(BIG, again["id"], timeout=300), big_campaign)
+    for request in [*queued, after]:
+        done = w.wait_terminal(CAMPAIGN, request["id"], timeout=180)
+        assert done["status"] == "FINISHED", done
+    assert _ready_check(w, "kafka") == "ok"
     events = kafka.consumer(env["TOPIC_EXPORT_EVENTS"])
-    got = kafka.collect(events, lambda m: True)
-    assert [m["type"] for m in got] == ["export.failed"] * 3 + ["export.finished"]
+    results = kafka.collect(events, lambda m: m["type"].startswith("export."))
+    by_export = {m["exportId"]: m["type"] for m in results}
+    ids = [big["id"], second["id"], again["id"], *(r["id"] for r in queued), after["id"]]
+    assert {i: by_export.get(i) for i in ids} == dict.fromkeys(ids, "export.finished")
 
 
-def _restart_s3(stack: LocalStack) -> None:
-    """Start moto again (buckets re-created) and put back the dataset's S3 files."""
-    stack.start_process(S3)
-    env = stack.env
-    upload_sms_waves(
-        DATA,
-        s3_endpoint_url=stack.s3_endpoint_url,
-        bucket=env["S3_BUCKET_VF_SCORING"],
-        access_key=env["S3_ACCESS_KEY_ID"],
-        secret_key=env["S3_SECRET_ACCESS_KEY"],
-        region=env["S3_REGION"],
+def _refused(worker: Worker) -> dict[str, Any] | None:
+    status, body = worker.request(
+        "POST", f"/campaigns/{CAMPAIGN}/exports", {"exportType": "codes", "params": {}}
     )
+    if status == 202:
+        raise AssertionError(f"accepted with the broker down: {body}")
+    return dict(body) if status == 503 and isinstance(body, dict) else None
+
+
+def _accepted(worker: Worker) -> dict[str, Any] | None:
+    status, body = worker.request(
+        "POST", f"/campaigns/{CAMPAIGN}/exports", {"exportType": "waitlist", "params": {}}
+    )
+    return dict(body) if status == 202 else None
+
+
+def test_outages_longer_than_the_retry_budget_fail_and_leave_nothing(
+    stack: LocalStack, tmp_path: Path, kafka: KafkaClient, s3: Any, big_campaign: int
+) -> None:
+    env = dedicated_env("budget")
+    w = start_worker(stack, tmp_path, RETRY_BUDGET_SECONDS="3", **env)
+    try:
+        # MongoDB stays away past the budget: FAILED, and S3 holds nothing of it.
+        big = post(w, BIG, "entries")
+        wait_running(w, big["id"], rows=2000)
+        stack.stop_process(MONGO)
+        try:
+            failed = w.wait_terminal(BIG, big["id"], timeout=120)
+        finally:
+            stack.start_process(MONGO)
+        assert failed["status"] == "FAILED"
+        assert failed["error"]["code"] == "SOURCE_UNAVAILABLE", failed["error"]
+        assert objects_under(s3, big_prefix(big["id"])) == []
+        assert uploads_under(s3, big_prefix(big["id"])) == []
+
+        # S3 stays away: FAILED UPLOAD_FAILED; once S3 is back, the clean-up the outage
+        # refused is done again (SeaweedFS kept the upload), and the next export runs.
+        big = post(w, BIG, "entries")
+        wait_running(w, big["id"], rows=2000)
+        stack.stop_process(S3)
+        try:
+            failed = w.wait_terminal(BIG, big["id"], timeout=120)
+        finally:
+            stack.start_process(S3)
+        assert failed["status"] == "FAILED"
+        assert failed["error"]["code"] == "UPLOAD_FAILED", failed["error"]
+        assert failed["objects"] == []
+        wait_for(
+            lambda: uploads_under(s3, big_prefix(big["id"])) == [],
+            timeout=120,
+            what="the failed export's upload to be aborted once S3 is back",
+        )
+        assert objects_under(s3, big_prefix(big["id"])) == []
+
+        later = post(w, CAMPAIGN, "codes")
+        done = w.wait_terminal(CAMPAIGN, later["id"], timeout=120)
+        assert done["status"] == "FINISHED"
+        events = kafka.consumer(env["TOPIC_EXPORT_EVENTS"])
+        got = kafka.collect(events, lambda m: True)
+        assert [m["type"] for m in got] == ["export.failed"] * 2 + ["export.finished"]
+    finally:
+        stop_worker(w)
 
 
 # 5: crash safety

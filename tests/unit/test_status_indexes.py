@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from core.lifecycle import EXPORT_TRANSITIONS
-from core.models import CcpaRequest, CcpaStatus, ExportRecord, Status
+from core.models import CcpaRequest, CcpaStatus, ExportRecord, PlannedUploads, Status
 from topics.status import StatusStore
 
 DAY = dt.datetime(2026, 5, 1, 10, tzinfo=dt.UTC)
@@ -69,10 +69,15 @@ def ref_page(
     return [e["id"] for e in found[:limit]], len(found) > limit
 
 
-def ref_unannounced(table: dict[bytes, bytes]) -> list[str]:
+def ref_unsettled(table: dict[bytes, bytes]) -> list[str]:
     exports, _ = decoded(table)
     ended = {"FINISHED", "FAILED", "EXPIRED", "CANCELLED"}
-    return sorted(e["id"] for e in exports if e["status"] in ended and not e["announced"])
+    return sorted(
+        e["id"]
+        for e in exports
+        if e["status"] in ended
+        and (not e["announced"] or (e["status"] != "FINISHED" and e.get("planned")))
+    )
 
 
 def ref_counts(table: dict[bytes, bytes]) -> dict[Status, int]:
@@ -97,7 +102,7 @@ def agree(store: StatusStore, table: dict[bytes, bytes], rng: random.Random) -> 
     assert work_id == ref_next_work(table)
     assert store.pending_count() == ref_counts(table)[Status.PENDING]
     assert store.status_counts() == ref_counts(table)
-    assert [r.id for r in store.unannounced()] == ref_unannounced(table)
+    assert [r.id for r in store.unsettled()] == ref_unsettled(table)
     for campaign in ("c0", "c1", "c2"):
         status = rng.choice([None, *Status])
         limit = rng.choice([1, 2, 5, 100])
@@ -134,11 +139,14 @@ def random_write(
             changes: dict[str, Any] = {"status": new, "attempts": record.attempts + 1}
             if new in {Status.FINISHED, Status.FAILED, Status.CANCELLED, Status.EXPIRED}:
                 changes["finished_at"] = DAY + dt.timedelta(hours=rng.randrange(40))
+            if new == Status.TRIGGERED and rng.random() < 0.7:
+                changes["planned"] = PlannedUploads(bucket="b", keys=(f"k/{record.id}",))
             store.put(record.evolve(**changes))
     elif op < 0.85:
         record = rng.choice(live)
-        if record.is_terminal:
-            store.put(record.evolve(announced=True))
+        if record.is_terminal:  # announced, and its uploads cleaned up or not
+            cleaned = rng.random() < 0.5
+            store.put(record.evolve(announced=True, planned=None if cleaned else record.planned))
     elif op < 0.95:
         request = CcpaRequest(
             request_id=f"r{step}", user_id="u", created_at=DAY + dt.timedelta(hours=step % 7)
@@ -260,7 +268,7 @@ def test_no_question_iterates_the_table() -> None:
     store.accept(new_request(random.Random(1), "new"))
     assert store.next_work() is not None
     assert store.pending_count() == 1
-    assert store.unannounced() == []
+    assert store.unsettled() == []
     assert len(store.page("c1", limit=10).items) == 10
     assert store.find_duplicate(new_request(random.Random(1), "again")) is not None
     assert store.status_counts()[Status.FINISHED] == 2000

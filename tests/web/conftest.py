@@ -29,7 +29,7 @@ def kafka_up(monkeypatch: pytest.MonkeyPatch) -> None:
     async def connected() -> None:
         return None
 
-    monkeypatch.setattr(web.health, "_broker_probe", connected)
+    monkeypatch.setattr(web.health, "broker_probe", connected)
     monkeypatch.setattr(web.health, "_partition_check", lambda: None)
 
 

@@ -294,10 +294,10 @@ class _AcceptingTopic:
 async def test_rest_requests_are_recorded_as_requested_by_the_token_subject(
     anon_client: Any, mint: Mint, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import web.exports
+    import web.publish
 
     topic = _AcceptingTopic()
-    monkeypatch.setattr(web.exports, "exports_topic", topic)
+    monkeypatch.setattr(web.publish, "exports_topic", topic)
     token = mint(sub="erin@example.com", permissions={"c1": ["REPORT"]})
     params = {"waveId": f"w-{new_export_id()}"}  # a fresh duplicate key
     response = await anon_client.post(

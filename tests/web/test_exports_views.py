@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from typing import Any, cast
 
@@ -12,12 +13,14 @@ from tests.fakes import seed
 from topics.definitions import status_store
 
 
-def assert_error(body: dict[str, Any], code: str) -> None:
+def assert_error(body: dict[str, Any], code: str) -> dict[str, Any]:
+    """The spec's error shape with this code; the error object."""
     assert set(body) == {"error"}
     assert body["error"]["code"] == code
     assert isinstance(body["error"]["message"], str)
     assert body["error"]["message"]
     assert isinstance(body["error"]["details"], dict)
+    return dict(body["error"])
 
 
 @pytest.mark.parametrize(
@@ -150,7 +153,7 @@ async def test_ready_says_why_kafka_is_not_ready(
     async def unreachable() -> None:
         raise ConnectionError("no broker at kafka:9092")
 
-    monkeypatch.setattr(web.health, "_broker_probe", unreachable)
+    monkeypatch.setattr(web.health, "broker_probe", unreachable)
     monkeypatch.setattr(web.health, "_partition_check", lambda: "no partition of exports")
     response = await client.get("/ready")
     body = await response.json()
@@ -215,3 +218,55 @@ async def test_every_object_gets_a_url_with_the_configured_expiry(client: Any) -
     assert body["downloadUrls"] == [
         {"key": k, "url": f"memory://exports/{k}?expires=600"} for k in keys
     ]
+
+
+async def test_with_the_broker_away_a_request_is_refused_at_once_and_not_recorded(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import web.health
+    import web.publish
+
+    async def unreachable() -> None:
+        raise ConnectionError("no broker")
+
+    monkeypatch.setattr(web.health, "broker_probe", unreachable)
+    monkeypatch.setattr(web.publish._BrokerSeen, "at", float("-inf"))
+    before = len(status_store.for_campaign("c1"))
+    for path, body in [
+        ("/campaigns/c1/exports", {"exportType": "entries"}),
+        ("/ccpa/users/u-away", None),
+    ]:
+        response = await (client.post(path, json=body) if body else client.delete(path))
+        assert response.status == 503
+        error = assert_error(await response.json(), "QUEUE_UNAVAILABLE")
+        assert "nothing was recorded" in error["message"]
+    assert len(status_store.for_campaign("c1")) == before
+
+
+class _SilentTopic:
+    """A broker that takes the event and never acknowledges it."""
+
+    async def send(self, *, key: bytes, value: bytes) -> asyncio.Future[None]:
+        return asyncio.get_running_loop().create_future()
+
+
+async def test_a_request_the_broker_does_not_acknowledge_in_time_is_kept_and_says_so(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import web.publish
+    from core.app import app
+
+    monkeypatch.setattr(web.publish, "exports_topic", _SilentTopic())
+    monkeypatch.setattr(
+        app, "settings", app.settings.model_copy(update={"publish_timeout_seconds": 0.05})
+    )
+    params = {"waveId": f"w-{new_export_id()}"}
+    response = await client.post(
+        "/campaigns/c1/exports", json={"exportType": "codeWave", "params": params}
+    )
+    assert response.status == 503
+    error = assert_error(await response.json(), "QUEUE_UNAVAILABLE")
+    assert error["details"]["kept"] is True
+    kept = status_store.get(error["details"]["id"])
+    assert kept is not None
+    assert kept.status == Status.PENDING

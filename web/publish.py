@@ -1,0 +1,71 @@
+"""Publishing a request event from a view: 503 at once when the broker is away.
+
+A view records the request, then publishes it on the exports topic and waits for the
+broker's acknowledgement. While the broker is away that wait would last the producer's
+request timeout (minutes), so a view first checks that the broker answered within the
+last second (one metadata round trip otherwise) and refuses with 503 QUEUE_UNAVAILABLE
+before recording anything. A send that fails forgets the record; one not acknowledged
+within PUBLISH_TIMEOUT_SECONDS keeps it (the producer may still deliver it, and the runner
+works from the status table), and says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from core.app import app
+from core.errors import ExportServiceError
+from topics.definitions import exports_topic
+from web import health
+
+logger = logging.getLogger(__name__)
+
+_SEEN_FOR_SECONDS = 1.0
+_PROBE_TIMEOUT_SECONDS = 1.0
+
+
+class PublishFailed(ExportServiceError):
+    code, http_status = "QUEUE_UNAVAILABLE", 503
+
+
+class _BrokerSeen:
+    """When the broker last answered a probe (monotonic seconds)."""
+
+    at = float("-inf")
+
+
+async def require_broker() -> None:
+    """Raise PublishFailed unless the broker answered within the last second."""
+    if time.monotonic() - _BrokerSeen.at < _SEEN_FOR_SECONDS:
+        return
+    try:
+        async with asyncio.timeout(_PROBE_TIMEOUT_SECONDS):
+            await health.broker_probe()
+    except Exception as exc:
+        raise PublishFailed(
+            "the broker is unreachable: nothing was recorded, try again shortly"
+        ) from exc
+    _BrokerSeen.at = time.monotonic()
+
+
+async def publish_request(key: str, value: bytes, *, forget: Callable[[], None]) -> None:
+    """Send a request event and wait for the broker; `forget` drops the record on failure."""
+    timeout = app.settings.publish_timeout_seconds
+    try:
+        async with asyncio.timeout(timeout):
+            fut = await exports_topic.send(key=key.encode(), value=value)
+            await fut
+    except TimeoutError as exc:
+        logger.warning("request %s: not acknowledged within %g s; kept", key, timeout)
+        raise PublishFailed(
+            f"the broker did not acknowledge the request within {timeout:g} s; it is kept "
+            "and runs once the broker is back (sending it again returns it)",
+            details={"id": key, "kept": True},
+        ) from exc
+    except Exception as exc:
+        forget()
+        logger.exception("publishing request %s failed", key)
+        raise PublishFailed("the export queue is unavailable, try again") from exc
