@@ -27,6 +27,7 @@ from core.errors import (
     ExportServiceError,
     ExportTimedOut,
     NotCancellable,
+    UploadFailed,
 )
 from core.events import export_result_bytes
 from core.lifecycle import start_try
@@ -53,6 +54,7 @@ _IDLE_POLL_SECONDS = 1.0
 _CANCEL_WAIT_SECONDS = 10.0
 _RETIRED_PER_STEP = 200  # removals between two looks at the queue (a few ms of the loop)
 _CLEANUP_RETRY_SECONDS = 30.0  # after a failed clean-up (S3 away), before the next try
+_CLEANUP_TIMEOUT_SECONDS = 10.0  # one clean-up; S3 answers it in milliseconds when it is up
 
 metrics.register_export_types(BY_NAME)
 
@@ -99,32 +101,50 @@ async def _clean_up(planned: PlannedUploads | None) -> None:
 async def settle(record: ExportRecord) -> ExportRecord:
     """What follows a terminal status: clean-up (unless FINISHED), then the result event.
 
-    A clean-up that fails (S3 is often what failed the export) keeps `planned` on the
-    record, so the idle runner tries it again later; the result is announced meanwhile and
-    the queue goes on. A clean-up that succeeds clears `planned`.
+    A clean-up that fails (S3 is often what failed the export) marks the record
+    `cleanup_pending`, so the idle runner tries it again later; the result is announced
+    meanwhile and the queue goes on. Each clean-up is bounded (CLEANUP_TIMEOUT): S3 being
+    away costs the queue seconds, not the retry budget.
     """
-    cleanup = record.planned is not None and record.status not in (
+    needs_cleanup = record.planned is not None and record.status not in (
         Status.FINISHED,
         Status.DELETED,
     )
-    if cleanup and _cleanup_due(record.id):
-        try:
-            await _clean_up(record.planned)
-        except Exception:
-            _running.cleanup_failed_at[record.id] = time.monotonic()
-            logger.warning(
-                "export %s: clean-up of its uploads failed; tried again in %.0f s",
-                record.id,
-                _CLEANUP_RETRY_SECONDS,
-                exc_info=True,
-            )
-        else:
-            _running.cleanup_failed_at.pop(record.id, None)
-            record = (status_store.get(record.id) or record).evolve(planned=None)
+    if needs_cleanup and (not record.cleanup_pending or _cleanup_due(record.id)):
+        cleaned = await _try_clean_up(record)
+        if cleaned == record.cleanup_pending:  # the mark changes: it is written
+            record = (status_store.get(record.id) or record).evolve(cleanup_pending=not cleaned)
             status_store.put(record)
     if record.announced:
         return record
     return await announce(record)
+
+
+async def _try_clean_up(record: ExportRecord) -> bool:
+    """Whether the clean-up is done (or cannot ever be: then it is left to the buckets'
+    rule that aborts incomplete uploads)."""
+    try:
+        async with asyncio.timeout(_CLEANUP_TIMEOUT_SECONDS):
+            await _clean_up(record.planned)
+    except (TimeoutError, UploadFailed) as exc:
+        _running.cleanup_failed_at[record.id] = time.monotonic()
+        logger.warning(
+            "export %s: clean-up of its uploads failed (%s); tried again in %.0f s",
+            record.id,
+            exc or "S3 did not answer in time",
+            _CLEANUP_RETRY_SECONDS,
+        )
+        return False
+    except ExportServiceError as exc:
+        logger.error(
+            "export %s: clean-up of its uploads refused (%s: %s); left to the buckets'"
+            " abort-incomplete-uploads rule",
+            record.id,
+            exc.code,
+            exc.message,
+        )
+    _running.cleanup_failed_at.pop(record.id, None)
+    return True
 
 
 def _cleanup_due(export_id: str) -> bool:
@@ -352,12 +372,16 @@ async def _wait_for_work() -> None:
 
 async def _settle_pending_results() -> None:
     for record in status_store.unsettled():
+        if record.announced and record.cleanup_pending and not _cleanup_due(record.id):
+            continue
         try:
-            await settle(record)
+            settled = await settle(record)
         except Exception:
             # The broker is away: the result waits, the queue does not.
             logger.warning("export %s: result event not sent yet", record.id, exc_info=True)
             return
+        if settled.cleanup_pending:
+            return  # S3 is away: the others would wait for it too; the queue goes on
     for request in status_store.unannounced_ccpa():
         await announce_ccpa(request)
 

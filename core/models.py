@@ -65,7 +65,16 @@ class PlannedUploads(BaseModel):
 
 
 _BOOKKEEPING = frozenset(
-    {"attempts", "strikes", "reached", "previous_reach", "clean_stop", "announced", "planned"}
+    {
+        "attempts",
+        "strikes",
+        "reached",
+        "previous_reach",
+        "clean_stop",
+        "announced",
+        "planned",
+        "cleanup_pending",
+    }
 )
 
 
@@ -95,14 +104,16 @@ class ExportRecord(BaseModel):
     # Run bookkeeping, not part of the public record (core/lifecycle.py says how it is
     # used): tries started, tries in a row that got no further than the one before, how far
     # the current try got and how far the one before it got, whether the last try was
-    # stopped cleanly (a shutdown: not a try), where the run writes, and whether the
-    # terminal event reached export-events.
+    # stopped cleanly (a shutdown: not a try), where the run writes, whether a clean-up of
+    # those uploads failed and waits to be tried again, and whether the terminal event
+    # reached export-events.
     attempts: int = 0
     strikes: int = 0
     reached: int = 0
     previous_reach: int = 0
     clean_stop: bool = False
     planned: PlannedUploads | None = None
+    cleanup_pending: bool = Field(False, alias="cleanupPending")
     announced: bool = False
 
     def to_public(self) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from tenacity import (
     AsyncRetrying,
     RetryCallState,
     retry_if_exception,
-    stop_after_delay,
+    stop_before_delay,
     wait_random_exponential,
 )
 
@@ -113,7 +113,7 @@ class Retrier:
 
         retrying = AsyncRetrying(
             retry=retry_if_exception(retryable),
-            stop=stop_after_delay(used.budget_seconds),
+            stop=stop_before_delay(used.budget_seconds),
             wait=wait_random_exponential(
                 multiplier=used.initial_delay_seconds, max=used.max_delay_seconds
             ),

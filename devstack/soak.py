@@ -121,7 +121,11 @@ class _Worker:
             data_dir=self._workdir / "worker-data",
             log_level="info",
         )
-        handle.wait_ready(timeout=180)
+        try:
+            handle.wait_ready(timeout=180)
+        except BaseException:
+            handle.kill()
+            raise
         return handle
 
     def kill_and_replace(self) -> None:
@@ -181,6 +185,44 @@ def run_soak(config: SoakConfig) -> SoakReport:
     return report
 
 
+class _Chaos(threading.Thread):
+    """SIGKILLs the worker and restarts dependencies on a seeded schedule."""
+
+    def __init__(
+        self,
+        stack: LocalStack,
+        worker: _Worker,
+        actions: list[str],
+        rng: random.Random,
+        config: SoakConfig,
+        report: SoakReport,
+    ) -> None:
+        super().__init__(name="soak-chaos", daemon=True)
+        self._stack, self._worker, self._actions = stack, worker, actions
+        self._rng, self._config, self._report = rng, config, report
+        self.stopping = threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            for action in self._actions:
+                # The schedule itself (not a synchronisation); a failed soak stops it.
+                if self.stopping.wait(self._rng.uniform(*self._config.pause_seconds)):
+                    return
+                if action == "kill":
+                    log.info("soak: SIGKILL the worker")
+                    self._worker.kill_and_replace()
+                    self._report.kills += 1
+                else:
+                    log.info("soak: restarting %s", action)
+                    self._stack.stop_process(action)
+                    self.stopping.wait(self._rng.uniform(1.0, 5.0))  # the outage lasts this long
+                    self._stack.start_process(action)
+                    self._report.restarts[action] += 1
+        except BaseException as exc:
+            self.error = exc
+
+
 def _request_and_disturb(
     stack: LocalStack,
     worker: _Worker,
@@ -202,28 +244,9 @@ def _request_and_disturb(
     if config.restart_dependencies:
         actions += [MONGO, S3, KAFKA]
     rng.shuffle(actions)
-    chaos_errors: list[BaseException] = []
-    done_requesting = threading.Event()
-
-    def chaos() -> None:
-        try:
-            for action in actions:
-                time.sleep(rng.uniform(*config.pause_seconds))  # the schedule, not a wait
-                if action == "kill":
-                    log.info("soak: SIGKILL the worker")
-                    worker.kill_and_replace()
-                    report.kills += 1
-                else:
-                    log.info("soak: restarting %s", action)
-                    stack.stop_process(action)
-                    time.sleep(rng.uniform(1.0, 5.0))  # the outage lasts this long
-                    stack.start_process(action)
-                    report.restarts[action] += 1
-        except BaseException as exc:
-            chaos_errors.append(exc)
-
-    thread = threading.Thread(target=chaos, name="soak-chaos", daemon=True)
-    thread.start()
+    # Its own generator: the two threads share no state, so a seed gives one schedule.
+    chaos = _Chaos(stack, worker, actions, random.Random(rng.random()), config, report)  # noqa: S311
+    chaos.start()
     producer = Producer({"bootstrap.servers": stack.bootstrap_servers, "acks": "all"})
     requested: dict[str, str] = {}
     try:
@@ -249,12 +272,15 @@ def _request_and_disturb(
         undelivered = producer.flush(120)
         if undelivered:
             report.losses.append(f"{undelivered} Kafka requests not delivered")
-        done_requesting.set()
-        thread.join()
+    except BaseException:
+        chaos.stopping.set()
+        raise
     finally:
-        done_requesting.set()
-    if chaos_errors:
-        raise RuntimeError("the soak's chaos thread failed") from chaos_errors[0]
+        # Every disturbance is over (a restarted dependency is up) before the checks or
+        # the teardown.
+        chaos.join()
+    if chaos.error is not None:
+        raise RuntimeError("the soak's chaos thread failed") from chaos.error
     report.exports = len(requested)
     return requested
 

@@ -112,9 +112,7 @@ class _Entry:
             announced=bool(data.get("announced", False)),
             finished=_time(data.get("finishedAt")),
             duplicate_key=duplicate_key,
-            # A run that did not finish keeps its planned keys until they are cleaned up.
-            cleanup_pending=status not in (Status.FINISHED, Status.DELETED)
-            and data.get("planned") is not None,
+            cleanup_pending=bool(data.get("cleanupPending", False)),
         )
 
 

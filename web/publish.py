@@ -12,6 +12,7 @@ works from the status table), and says so.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -54,11 +55,18 @@ async def require_broker() -> None:
 async def publish_request(key: str, value: bytes, *, forget: Callable[[], None]) -> None:
     """Send a request event and wait for the broker; `forget` drops the record on failure."""
     timeout = app.settings.publish_timeout_seconds
+
+    async def send() -> None:
+        fut = await exports_topic.send(key=key.encode(), value=value)
+        await fut
+
+    sending = asyncio.ensure_future(send())
     try:
-        async with asyncio.timeout(timeout):
-            fut = await exports_topic.send(key=key.encode(), value=value)
-            await fut
+        # Shielded: a time-out stops the wait, not the send (the producer still holds the
+        # event, and Faust must be able to resolve its own future).
+        await asyncio.wait_for(asyncio.shield(sending), timeout)
     except TimeoutError as exc:
+        sending.add_done_callback(functools.partial(_late_outcome, key))
         logger.warning("request %s: not acknowledged within %g s; kept", key, timeout)
         raise PublishFailed(
             f"the broker did not acknowledge the request within {timeout:g} s; it is kept "
@@ -69,3 +77,13 @@ async def publish_request(key: str, value: bytes, *, forget: Callable[[], None])
         forget()
         logger.exception("publishing request %s failed", key)
         raise PublishFailed("the export queue is unavailable, try again") from exc
+
+
+def _late_outcome(key: str, sending: asyncio.Future[None]) -> None:
+    """How a send that outlived its request ended (the record was kept either way)."""
+    if sending.cancelled():
+        return
+    if (exc := sending.exception()) is not None:
+        logger.error("request %s: kept, but its event was never delivered: %s", key, exc)
+    else:
+        logger.info("request %s: its event reached the broker after the request ended", key)

@@ -16,6 +16,8 @@ from botocore.exceptions import (
     ClientError,
     HTTPClientError,
     IncompleteReadError,
+    NoCredentialsError,
+    PartialCredentialsError,
     ResponseStreamingError,
 )
 from botocore.exceptions import (
@@ -128,8 +130,10 @@ def classify_s3(exc: BaseException) -> Fault | None:
         exc, BotoConnectionError | HTTPClientError | IncompleteReadError | ResponseStreamingError
     ):
         return Fault(True, "connection", UploadFailed)
+    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+        return Fault(False, "denied", StorageAccessDenied)
     if isinstance(exc, BotoCoreError):
-        # Parameter validation, missing credentials: this process's mistakes, not S3's weather.
+        # Parameter validation and the like: this process's mistakes, not S3's weather.
         return Fault(False, "client", StorageRequestRejected)
     return _network(exc, UploadFailed)
 

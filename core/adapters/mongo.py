@@ -20,6 +20,7 @@ from pymongo.errors import PyMongoError
 
 from core.adapters.faults import classify_mongo
 from core.deps import Doc
+from core.errors import UnreadableDocument
 from core.read_ahead import read_ahead
 from core.retry import DEFAULT_RETRY, NO_RETRY, Retrier, RetryHook, RetryPolicy
 
@@ -83,9 +84,25 @@ def _count_documents(reply: bytes) -> int:
     """How many BSON documents one raw reply holds (each starts with its int32 length)."""
     count = offset = 0
     while offset < len(reply):
-        offset += int.from_bytes(reply[offset : offset + 4], "little")
+        length = int.from_bytes(reply[offset : offset + 4], "little")
+        if length < 5:  # the smallest document is 5 bytes: the reply is not BSON
+            raise UnreadableDocument(
+                f"a reply holds a document of {length} bytes at offset {offset}: not BSON"
+            )
+        offset += length
         count += 1
     return count
+
+
+def _total_order(sort: Sequence[tuple[str, int]] | None) -> list[tuple[str, int]]:
+    """The sort with `_id` last: documents that tie on the sort keys come in one order on
+    every server and every try, so a read resumed by position neither skips nor repeats."""
+    if not sort:
+        return []
+    order = list(sort)
+    if all(field != "_id" for field, _ in order):
+        order.append(("_id", 1))
+    return order
 
 
 class MongoSource:
@@ -169,11 +186,13 @@ class MongoSource:
         batch_size: int = 1000,
         sort: Sequence[tuple[str, int]] | None = None,
     ) -> AsyncGenerator[list[Doc], None]:
+        order = _total_order(sort)
+
         def open_cursor(skip: int) -> Any:
             cursor = self._db[collection].find(
                 dict(query), projection, batch_size=batch_size, skip=skip
             )
-            return cursor.sort(list(sort)) if sort else cursor
+            return cursor.sort(order) if order else cursor
 
         async def next_batch(cursor: Any) -> list[Doc]:
             # A batch per await: iterating the cursor document by document costs an await (a
@@ -195,11 +214,13 @@ class MongoSource:
         batch_size: int = 1000,
         sort: Sequence[tuple[str, int]] | None = None,
     ) -> AsyncGenerator[bytes, None]:
+        order = _total_order(sort)
+
         def open_cursor(skip: int) -> Any:
             cursor = self._db[collection].find_raw_batches(
                 dict(query), projection, batch_size=batch_size, skip=skip
             )
-            return cursor.sort(list(sort)) if sort else cursor
+            return cursor.sort(order) if order else cursor
 
         async def next_reply(cursor: Any) -> bytes:
             try:
@@ -223,9 +244,10 @@ class MongoSource:
         """The cursor's batches until an empty one, read ahead; the cursor closed at the end.
 
         After a failed batch the next try opens the query again with `skip` = the documents
-        handed over so far. The position is stable as long as the collection is not
-        rewritten during the export (the same holds for any non-snapshot read); a sorted
-        query resumes in its sort order.
+        handed over so far. A sorted query has `_id` as its last key, so its order is total;
+        an unsorted one resumes in the server's order for the query (natural or index order:
+        the same on a collection nobody rewrites during the export, which is what an
+        export of a live collection assumes anyway; a non-snapshot read never promised more).
         """
         cursor = open_cursor(0)
         delivered = 0

@@ -42,6 +42,7 @@ class S3MultipartUpload:
         self.key = key
         self._upload_id = upload_id
         self._etags: dict[int, str] = {}
+        self._sizes: dict[int, int] = {}
 
     async def upload_part(self, part_number: int, data: bytes) -> None:
         response = await self._retry.call(
@@ -55,6 +56,7 @@ class S3MultipartUpload:
             ),
         )
         self._etags[part_number] = response["ETag"]
+        self._sizes[part_number] = len(data)
 
     async def complete(self) -> None:
         parts: Any = [{"PartNumber": n, "ETag": self._etags[n]} for n in sorted(self._etags)]
@@ -72,8 +74,8 @@ class S3MultipartUpload:
                 )
             except ClientError as exc:
                 # A try whose answer was lost may have completed the object: then the upload
-                # is gone and the object is there.
-                if tries > 1 and s3_error_code(exc) == "NoSuchUpload" and await self._exists():
+                # is gone and the object, of the parts' size, is there.
+                if tries > 1 and s3_error_code(exc) == "NoSuchUpload" and await self._landed():
                     return
                 raise
 
@@ -91,12 +93,15 @@ class S3MultipartUpload:
 
         await self._retry.call(f"aborting the upload of {self.key}", abort_once)
 
-    async def _exists(self) -> bool:
+    async def _landed(self) -> bool:
+        """Whether the object is there with the size of the parts sent (404: it is not)."""
         try:
-            await self._client.head_object(Bucket=self.bucket, Key=self.key)
-        except ClientError:
-            return False
-        return True
+            head = await self._client.head_object(Bucket=self.bucket, Key=self.key)
+        except ClientError as exc:
+            if s3_error_code(exc) in {"404", "NoSuchKey", "NotFound"}:
+                return False
+            raise
+        return int(head["ContentLength"]) == sum(self._sizes.values())
 
 
 class S3ObjectStore:
@@ -135,28 +140,34 @@ class S3ObjectStore:
         )
 
     async def iter_object(self, bucket: str, key: str) -> AsyncIterator[bytes]:
-        """The object in chunks; a read cut off is opened again at the next byte."""
+        """The object in chunks; a read cut off is opened again at the next byte, of the same
+        version of the object (If-Match its ETag)."""
         where: dict[str, Any] = {"Bucket": bucket, "Key": key}
         received = 0
+        size: int | None = None
         cuts_in_a_row = 0
-        while True:
-            ranged: dict[str, Any] = {"Range": f"bytes={received}-"} if received else {}
+        while size is None or received < size:
             response = await self._retry.call(
-                f"reading {key}", functools.partial(self._client.get_object, **ranged, **where)
+                f"reading {key}", functools.partial(self._client.get_object, **where)
             )
+            if size is None:
+                size = int(response["ContentLength"])
+                where["IfMatch"] = response["ETag"]
+            elif not str(response.get("ContentRange", "")).startswith(f"bytes {received}-"):
+                raise UploadFailed(f"reading {key} again from byte {received}: S3 ignored Range")
             try:
                 async with response["Body"] as stream:
                     while chunk := await self._read(stream):
                         received += len(chunk)
                         cuts_in_a_row = 0
                         yield chunk
-                return
             except _ReadCut as cut:
                 cuts_in_a_row += 1
                 if cuts_in_a_row >= _MAX_CUTS_IN_A_ROW:
                     raise UploadFailed(
                         f"reading {key} was cut off {cuts_in_a_row} times at byte {received}"
                     ) from cut.__cause__
+            where["Range"] = f"bytes={received}-"
 
     async def _read(self, stream: Any) -> bytes:
         try:
@@ -179,10 +190,17 @@ class S3ObjectStore:
         for start in range(0, len(ordered), _DELETE_BATCH):
             chunk = ordered[start : start + _DELETE_BATCH]
             delete: Any = {"Objects": [{"Key": k} for k in chunk], "Quiet": True}
-            await self._retry.call(
+            response = await self._retry.call(
                 f"deleting objects from {bucket}",
                 functools.partial(self._client.delete_objects, Bucket=bucket, Delete=delete),
             )
+            # Quiet mode answers only the keys it could not delete.
+            if errors := response.get("Errors"):
+                first = errors[0]
+                raise UploadFailed(
+                    f"S3 did not delete {len(errors)} objects from {bucket}, e.g. "
+                    f"{first.get('Key')}: {first.get('Code')} {first.get('Message')}"
+                )
 
     async def list_keys(self, bucket: str, prefix: str) -> list[str]:
         async def list_all() -> list[str]:

@@ -53,7 +53,7 @@ async def test_a_failed_clean_up_is_tried_again_until_it_succeeds(
 
     store.fail_on_abort = True
     settled = await settle(record)
-    assert settled.planned == planned
+    assert settled.cleanup_pending
     assert [r.id for r in status_store.unsettled()] == ["failed-1"]
     assert not leftover.aborted
 
@@ -65,6 +65,6 @@ async def test_a_failed_clean_up_is_tried_again_until_it_succeeds(
     assert leftover.aborted
     stored = status_store.get("failed-1")
     assert stored is not None
-    assert stored.planned is None
+    assert not stored.cleanup_pending
     assert stored.announced
     assert status_store.unsettled() == []

@@ -29,6 +29,7 @@ from core.errors import (
     SourceQueryFailed,
     SourceUnavailable,
     StorageAccessDenied,
+    StorageRequestRejected,
 )
 from core.retry import RetryPolicy
 from devstack.faultproxy import S3FaultProxy, TcpFaultProxy
@@ -280,3 +281,18 @@ def _fetch(url: str) -> tuple[int, bytes]:
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
+
+
+async def test_parts_under_5_mib_but_the_last_are_refused_as_on_aws(
+    stack: LocalStack, store: tuple[S3ObjectStore, Retries]
+) -> None:
+    s3, retries = store
+    key = f"faults/{uuid.uuid4()}.csv"
+    upload = await s3.start_upload(BUCKET, key, content_type="text/csv", acl=None)
+    await upload.upload_part(1, _payload(MiB))
+    await upload.upload_part(2, _payload(10))
+    with pytest.raises(StorageRequestRejected, match="EntityTooSmall"):
+        await upload.complete()
+    await upload.abort()
+    assert retries.seen == []
+    assert _open_uploads(stack, key) == []

@@ -12,6 +12,7 @@ from botocore.exceptions import (
     ClientError,
     ConnectTimeoutError,
     EndpointConnectionError,
+    NoCredentialsError,
     ParamValidationError,
     ReadTimeoutError,
 )
@@ -93,6 +94,7 @@ def test_mongodb_errors_are_classified(
         (ConnectTimeoutError(endpoint_url="http://s3"), True, "connection", UploadFailed),
         (ReadTimeoutError(endpoint_url="http://s3"), True, "connection", UploadFailed),
         (ParamValidationError(report="Bucket missing"), False, "client", StorageRequestRejected),
+        (NoCredentialsError(), False, "denied", StorageAccessDenied),
     ],
 )
 def test_s3_errors_are_classified(

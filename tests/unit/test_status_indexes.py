@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from core.lifecycle import EXPORT_TRANSITIONS
-from core.models import CcpaRequest, CcpaStatus, ExportRecord, PlannedUploads, Status
+from core.models import CcpaRequest, CcpaStatus, ExportRecord, Status
 from topics.status import StatusStore
 
 DAY = dt.datetime(2026, 5, 1, 10, tzinfo=dt.UTC)
@@ -75,8 +75,7 @@ def ref_unsettled(table: dict[bytes, bytes]) -> list[str]:
     return sorted(
         e["id"]
         for e in exports
-        if e["status"] in ended
-        and (not e["announced"] or (e["status"] != "FINISHED" and e.get("planned")))
+        if e["status"] in ended and (not e["announced"] or e.get("cleanupPending", False))
     )
 
 
@@ -139,14 +138,15 @@ def random_write(
             changes: dict[str, Any] = {"status": new, "attempts": record.attempts + 1}
             if new in {Status.FINISHED, Status.FAILED, Status.CANCELLED, Status.EXPIRED}:
                 changes["finished_at"] = DAY + dt.timedelta(hours=rng.randrange(40))
-            if new == Status.TRIGGERED and rng.random() < 0.7:
-                changes["planned"] = PlannedUploads(bucket="b", keys=(f"k/{record.id}",))
+            if new in {Status.FAILED, Status.CANCELLED, Status.EXPIRED} and rng.random() < 0.5:
+                changes["cleanup_pending"] = True  # its clean-up failed
             store.put(record.evolve(**changes))
     elif op < 0.85:
         record = rng.choice(live)
         if record.is_terminal:  # announced, and its uploads cleaned up or not
             cleaned = rng.random() < 0.5
-            store.put(record.evolve(announced=True, planned=None if cleaned else record.planned))
+            pending = record.cleanup_pending and not cleaned
+            store.put(record.evolve(announced=True, cleanup_pending=pending))
     elif op < 0.95:
         request = CcpaRequest(
             request_id=f"r{step}", user_id="u", created_at=DAY + dt.timedelta(hours=step % 7)
