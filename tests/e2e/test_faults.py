@@ -307,6 +307,17 @@ def _accepted(worker: Worker) -> dict[str, Any] | None:
     return dict(body) if status in (200, 202) else None
 
 
+def _fails_while_away(stack: LocalStack, worker: Worker, name: str) -> dict[str, Any]:
+    """A big export with `name` stopped mid-run until the export has ended; its record."""
+    big = post(worker, BIG, "entries")
+    wait_running(worker, big["id"], rows=2000)
+    stack.stop_process(name)
+    try:
+        return worker.wait_terminal(BIG, big["id"], timeout=120)
+    finally:
+        stack.start_process(name)
+
+
 def test_outages_longer_than_the_retry_budget_fail_and_leave_nothing(
     stack: LocalStack, tmp_path: Path, kafka: KafkaClient, s3: Any, big_campaign: int
 ) -> None:
@@ -314,36 +325,24 @@ def test_outages_longer_than_the_retry_budget_fail_and_leave_nothing(
     w = start_worker(stack, tmp_path, RETRY_BUDGET_SECONDS="3", **env)
     try:
         # MongoDB stays away past the budget: FAILED, and S3 holds nothing of it.
-        big = post(w, BIG, "entries")
-        wait_running(w, big["id"], rows=2000)
-        stack.stop_process(MONGO)
-        try:
-            failed = w.wait_terminal(BIG, big["id"], timeout=120)
-        finally:
-            stack.start_process(MONGO)
+        failed = _fails_while_away(stack, w, MONGO)
         assert failed["status"] == "FAILED"
         assert failed["error"]["code"] == "SOURCE_UNAVAILABLE", failed["error"]
-        assert objects_under(s3, big_prefix(big["id"])) == []
-        assert uploads_under(s3, big_prefix(big["id"])) == []
+        assert objects_under(s3, big_prefix(failed["id"])) == []
+        assert uploads_under(s3, big_prefix(failed["id"])) == []
 
         # S3 stays away: FAILED UPLOAD_FAILED; once S3 is back, the clean-up the outage
         # refused is done again (SeaweedFS kept the upload), and the next export runs.
-        big = post(w, BIG, "entries")
-        wait_running(w, big["id"], rows=2000)
-        stack.stop_process(S3)
-        try:
-            failed = w.wait_terminal(BIG, big["id"], timeout=120)
-        finally:
-            stack.start_process(S3)
+        failed = _fails_while_away(stack, w, S3)
         assert failed["status"] == "FAILED"
         assert failed["error"]["code"] == "UPLOAD_FAILED", failed["error"]
         assert failed["objects"] == []
         wait_for(
-            lambda: uploads_under(s3, big_prefix(big["id"])) == [],
+            lambda: uploads_under(s3, big_prefix(failed["id"])) == [],
             timeout=120,
             what="the failed export's upload to be aborted once S3 is back",
         )
-        assert objects_under(s3, big_prefix(big["id"])) == []
+        assert objects_under(s3, big_prefix(failed["id"])) == []
 
         later = post(w, CAMPAIGN, "codes")
         done = w.wait_terminal(CAMPAIGN, later["id"], timeout=120)
