@@ -72,6 +72,7 @@ class SoakReport:
     statuses: Counter[str] = field(default_factory=Counter)
     kills: int = 0
     restarts: Counter[str] = field(default_factory=Counter)
+    answered_by_duplicate: int = 0
     objects_checked: int = 0
     bytes_checked: int = 0
     repeated_events: int = 0
@@ -85,7 +86,9 @@ class SoakReport:
     def summary(self) -> str:
         lines = [
             f"soak seed {self.seed}: {'OK' if self.ok else 'LOSS'} in {self.seconds:.0f} s",
-            f"  exports requested   {self.exports} ({dict(self.by_channel)})",
+            f"  requests            {sum(self.by_channel.values())} ({dict(self.by_channel)})",
+            f"  exports             {self.exports} ({self.answered_by_duplicate} requests were"
+            " duplicates of an active export of the same type)",
             f"  terminal statuses   {dict(self.statuses)}",
             f"  worker SIGKILLs     {self.kills}",
             f"  dependency restarts {dict(self.restarts)}",
@@ -281,7 +284,6 @@ def _request_and_disturb(
         chaos.join()
     if chaos.error is not None:
         raise RuntimeError("the soak's chaos thread failed") from chaos.error
-    report.exports = len(requested)
     return requested
 
 
@@ -332,6 +334,12 @@ def _check(
     inputs: dict[tuple[str, str], int],
     report: SoakReport,
 ) -> None:
+    # A request that met an active export of the same type was answered with it (SPEC's
+    # duplicate rule): its id is an alias, its record the other export's.
+    by_id = {record["id"]: record for record in records.values()}
+    report.answered_by_duplicate = len(records) - len(by_id)
+    report.exports = len(by_id)
+    records = by_id
     expected = _expected_objects(records, report)
     listed = {k: v for k, v in _all_objects(stack).items() if k not in inputs}
     for extra in sorted(listed.keys() - expected.keys()):

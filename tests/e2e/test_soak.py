@@ -36,5 +36,5 @@ def test_a_short_soak_loses_nothing(tmp_path: Path) -> None:
     # Each type over REST and over Kafka (autoReminderEmail once); a REST request that
     # meets the same type's active Kafka request is its duplicate (one export, SPEC §5).
     assert sum(report.by_channel.values()) == 2 * len(BY_NAME) - len(ONCE)
-    assert report.exports == report.statuses["FINISHED"] > len(BY_NAME)
+    assert report.exports == report.statuses["FINISHED"] >= len(BY_NAME)
     assert report.objects_checked > 0
