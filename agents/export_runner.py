@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from bson.errors import BSONError
+
 from agents.ccpa import announce_ccpa, run_ccpa
 from core import metrics
 from core.app import app
@@ -27,6 +29,7 @@ from core.errors import (
     ExportServiceError,
     ExportTimedOut,
     NotCancellable,
+    UnreadableDocument,
     UploadFailed,
 )
 from core.events import export_result_bytes
@@ -53,7 +56,6 @@ logger = logging.getLogger(__name__)
 _IDLE_POLL_SECONDS = 1.0
 _CANCEL_WAIT_SECONDS = 10.0
 _RETIRED_PER_STEP = 200  # removals between two looks at the queue (a few ms of the loop)
-_CLEANUP_RETRY_SECONDS = 30.0  # after a failed clean-up (S3 away), before the next try
 _CLEANUP_TIMEOUT_SECONDS = 10.0  # one clean-up; S3 answers it in milliseconds when it is up
 
 metrics.register_export_types(BY_NAME)
@@ -129,10 +131,10 @@ async def _try_clean_up(record: ExportRecord) -> bool:
     except (TimeoutError, UploadFailed) as exc:
         _running.cleanup_failed_at[record.id] = time.monotonic()
         logger.warning(
-            "export %s: clean-up of its uploads failed (%s); tried again in %.0f s",
+            "export %s: clean-up of its uploads failed (%s); tried again in %g s",
             record.id,
             exc or "S3 did not answer in time",
-            _CLEANUP_RETRY_SECONDS,
+            app.settings.cleanup_retry_seconds,
         )
         return False
     except ExportServiceError as exc:
@@ -149,7 +151,7 @@ async def _try_clean_up(record: ExportRecord) -> bool:
 
 def _cleanup_due(export_id: str) -> bool:
     failed_at = _running.cleanup_failed_at.get(export_id)
-    return failed_at is None or time.monotonic() - failed_at >= _CLEANUP_RETRY_SECONDS
+    return failed_at is None or time.monotonic() - failed_at >= app.settings.cleanup_retry_seconds
 
 
 def _log_end(record: ExportRecord) -> None:
@@ -321,6 +323,12 @@ async def _run_one(record: ExportRecord) -> ExportRecord:
     except ExportServiceError as exc:
         status = Status.CANCELLED if isinstance(exc, ExportCancelled) else Status.FAILED
         return await _end(current, status, ErrorInfo(code=exc.code, message=exc.message))
+    except BSONError as exc:
+        # The engine decodes replies itself: a stored document that is not BSON is the
+        # data's fault, not a bug, and retrying cannot help.
+        unreadable = UnreadableDocument(f"a stored document could not be decoded: {exc}")
+        error = ErrorInfo(code=unreadable.code, message=unreadable.message)
+        return await _end(current, Status.FAILED, error)
     except Exception as exc:
         logger.exception("export %s failed unexpectedly", record.id)
         error = ErrorInfo(code="INTERNAL_ERROR", message=f"{type(exc).__name__}: {exc}")

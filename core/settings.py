@@ -103,6 +103,11 @@ class Settings(BaseSettings):
     )
     retry_initial_delay_seconds: float = Field(0.25, gt=0, description="first backoff ceiling")
     retry_max_delay_seconds: float = Field(8.0, gt=0, description="backoff ceiling")
+    cleanup_retry_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="after a clean-up S3 refused (an outage), how long before it is tried again",
+    )
     publish_timeout_seconds: float = Field(
         5.0, gt=0, description="how long a REST request waits for the broker to take it"
     )

@@ -210,7 +210,10 @@ def document_offsets(raw: bytes) -> list[int]:
     position, end = 0, len(raw)
     view = memoryview(raw)
     while position < end:
-        position += int.from_bytes(view[position : position + 4], "little")
+        length = int.from_bytes(view[position : position + 4], "little")
+        if length < 5:  # the smallest document; a smaller length would loop for ever
+            raise bson.errors.InvalidBSON(f"a document of {length} bytes at offset {position}")
+        position += length
         offsets.append(position)
     if position != end:
         raise bson.errors.InvalidBSON("a reply's documents do not add up to its length")

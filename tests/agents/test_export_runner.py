@@ -6,6 +6,7 @@ import pytest
 
 from agents import export_runner
 from agents.export_runner import _prepare, settle
+from core.app import app
 from core.deps import Deps
 from core.models import ErrorInfo, ExportRecord, PlannedUploads, Status
 from exporters.registry import get_spec
@@ -60,7 +61,9 @@ async def test_a_failed_clean_up_is_tried_again_until_it_succeeds(
     store.fail_on_abort = False
     await export_runner._settle_pending_results()  # not due yet: nothing is tried
     assert not leftover.aborted
-    monkeypatch.setattr(export_runner, "_CLEANUP_RETRY_SECONDS", 0.0)
+    monkeypatch.setattr(
+        app, "settings", app.settings.model_copy(update={"cleanup_retry_seconds": 1e-9})
+    )
     await export_runner._settle_pending_results()
     assert leftover.aborted
     stored = status_store.get("failed-1")

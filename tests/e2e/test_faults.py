@@ -322,7 +322,7 @@ def test_outages_longer_than_the_retry_budget_fail_and_leave_nothing(
     stack: LocalStack, tmp_path: Path, kafka: KafkaClient, s3: Any, big_campaign: int
 ) -> None:
     env = dedicated_env("budget")
-    w = start_worker(stack, tmp_path, RETRY_BUDGET_SECONDS="3", **env)
+    w = start_worker(stack, tmp_path, RETRY_BUDGET_SECONDS="3", CLEANUP_RETRY_SECONDS="2", **env)
     try:
         # MongoDB stays away past the budget: FAILED, and S3 holds nothing of it.
         failed = _fails_while_away(stack, w, MONGO)

@@ -24,7 +24,7 @@ def test_a_short_soak_loses_nothing(tmp_path: Path) -> None:
             workdir=tmp_path,
             entries=2000,
             kills=1,
-            pause_seconds=(2.0, 6.0),
+            pause_seconds=(1.0, 4.0),
             deadline_seconds=600,
             cache_dir=ROOT / ".cache",
         )

@@ -191,3 +191,12 @@ async def test_the_callers_cancellation_ends_the_retries() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert op.calls == 1
+
+
+@pytest.mark.parametrize("reply", [b"\x00\x00\x00\x00", b"\x03\x00\x00\x00\x00", b"\x05\x00"])
+def test_a_reply_that_is_not_bson_is_refused_not_looped_on(reply: bytes) -> None:
+    from exporters.bson_columns import document_offsets
+
+    with pytest.raises(InvalidBSON):
+        document_offsets(reply)
+    assert classify_mongo(InvalidBSON("x")) is not None
