@@ -2,8 +2,8 @@
 
 Every end of an export goes the same way (`_end`): the terminal status is written from the
 stored record, then `settle` aborts the run's multipart uploads and staging objects
-(unless it FINISHED; then clears `planned`) and publishes the result event, and only then
-marks it announced. A crash between those steps, or a clean-up S3 refused, leaves the
+(unless it FINISHED) and publishes the result event, and only then marks it announced. A
+crash between those steps, or a clean-up S3 did not answer (`cleanup_pending`), leaves the
 record unsettled; the idle runner settles it again (both steps are idempotent, and the
 event keeps its `eventId`).
 """
@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from bson.errors import BSONError
+from bson.errors import InvalidBSON
 
 from agents.ccpa import announce_ccpa, run_ccpa
 from core import metrics
@@ -100,7 +100,11 @@ async def _clean_up(planned: PlannedUploads | None) -> None:
             await store.delete_objects(planned.bucket, leftovers)
 
 
-async def settle(record: ExportRecord) -> ExportRecord:
+def _needs_cleanup(record: ExportRecord) -> bool:
+    return record.planned is not None and record.status not in (Status.FINISHED, Status.DELETED)
+
+
+async def settle(record: ExportRecord, *, clean_up: bool = True) -> ExportRecord:
     """What follows a terminal status: clean-up (unless FINISHED), then the result event.
 
     A clean-up that fails (S3 is often what failed the export) marks the record
@@ -108,11 +112,7 @@ async def settle(record: ExportRecord) -> ExportRecord:
     meanwhile and the queue goes on. Each clean-up is bounded (CLEANUP_TIMEOUT): S3 being
     away costs the queue seconds, not the retry budget.
     """
-    needs_cleanup = record.planned is not None and record.status not in (
-        Status.FINISHED,
-        Status.DELETED,
-    )
-    if needs_cleanup and (not record.cleanup_pending or _cleanup_due(record.id)):
+    if clean_up and _needs_cleanup(record) and _cleanup_due_for(record):
         cleaned = await _try_clean_up(record)
         if cleaned == record.cleanup_pending:  # the mark changes: it is written
             record = (status_store.get(record.id) or record).evolve(cleanup_pending=not cleaned)
@@ -147,6 +147,11 @@ async def _try_clean_up(record: ExportRecord) -> bool:
         )
     _running.cleanup_failed_at.pop(record.id, None)
     return True
+
+
+def _cleanup_due_for(record: ExportRecord) -> bool:
+    """A clean-up never tried (first settle, or again after a crash), or one due again."""
+    return not record.cleanup_pending or _cleanup_due(record.id)
 
 
 def _cleanup_due(export_id: str) -> bool:
@@ -323,7 +328,7 @@ async def _run_one(record: ExportRecord) -> ExportRecord:
     except ExportServiceError as exc:
         status = Status.CANCELLED if isinstance(exc, ExportCancelled) else Status.FAILED
         return await _end(current, status, ErrorInfo(code=exc.code, message=exc.message))
-    except BSONError as exc:
+    except InvalidBSON as exc:
         # The engine decodes replies itself: a stored document that is not BSON is the
         # data's fault, not a bug, and retrying cannot help.
         unreadable = UnreadableDocument(f"a stored document could not be decoded: {exc}")
@@ -379,17 +384,18 @@ async def _wait_for_work() -> None:
 
 
 async def _settle_pending_results() -> None:
+    s3_away = False  # a clean-up failed in this pass: the others' would fail too
     for record in status_store.unsettled():
-        if record.announced and record.cleanup_pending and not _cleanup_due(record.id):
+        clean_up = not s3_away and _needs_cleanup(record) and _cleanup_due_for(record)
+        if record.announced and not clean_up:
             continue
         try:
-            settled = await settle(record)
+            settled = await settle(record, clean_up=clean_up)
         except Exception:
             # The broker is away: the result waits, the queue does not.
             logger.warning("export %s: result event not sent yet", record.id, exc_info=True)
             return
-        if settled.cleanup_pending:
-            return  # S3 is away: the others would wait for it too; the queue goes on
+        s3_away = s3_away or (clean_up and settled.cleanup_pending)
     for request in status_store.unannounced_ccpa():
         await announce_ccpa(request)
 

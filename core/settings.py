@@ -106,7 +106,7 @@ class Settings(BaseSettings):
     cleanup_retry_seconds: float = Field(
         30.0,
         gt=0,
-        description="after a clean-up S3 refused (an outage), how long before it is tried again",
+        description="after a clean-up S3 did not answer (an outage), how long before the next try",
     )
     publish_timeout_seconds: float = Field(
         5.0, gt=0, description="how long a REST request waits for the broker to take it"

@@ -275,9 +275,12 @@ def _request_and_disturb(
         undelivered = producer.flush(120)
         if undelivered:
             report.losses.append(f"{undelivered} Kafka requests not delivered")
-    except BaseException:
+    except BaseException as exc:
         chaos.stopping.set()
-        raise
+        chaos.join()
+        if chaos.error is not None:  # the cause, more often than not: say it first
+            raise RuntimeError("the soak's chaos thread failed") from chaos.error
+        raise exc
     finally:
         # Every disturbance is over (a restarted dependency is up) before the checks or
         # the teardown.

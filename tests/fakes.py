@@ -212,6 +212,7 @@ class InMemoryStore:
     fail_on_part: int | None = None
     fail_on_put: bool = False
     fail_on_abort: bool = False
+    abort_calls: int = 0
     parts_sent: int = 0
     puts: int = 0
 
@@ -245,6 +246,7 @@ class InMemoryStore:
         return sorted(k for b, k in self.objects if b == bucket and k.startswith(prefix))
 
     async def abort_uploads(self, bucket: str, keys: Collection[str]) -> int:
+        self.abort_calls += 1
         if self.fail_on_abort:
             raise UploadFailed("S3 is away (the fake)")
         count = 0

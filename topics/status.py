@@ -370,7 +370,7 @@ class StatusStore:
 
     def unsettled(self) -> list[ExportRecord]:
         """Ended exports whose result event may not have reached export-events, or whose
-        uploads a failed clean-up left (`planned` still set)."""
+        clean-up S3 did not answer (`cleanup_pending`)."""
         found = (self.get(export_id) for export_id in sorted(self._unsettled))
         return [record for record in found if record is not None]
 

@@ -154,6 +154,7 @@ class S3ObjectStore:
                 size = int(response["ContentLength"])
                 where["IfMatch"] = response["ETag"]
             elif not str(response.get("ContentRange", "")).startswith(f"bytes {received}-"):
+                response["Body"].close()
                 raise UploadFailed(f"reading {key} again from byte {received}: S3 ignored Range")
             try:
                 async with response["Body"] as stream:
@@ -189,18 +190,28 @@ class S3ObjectStore:
         ordered = list(keys)
         for start in range(0, len(ordered), _DELETE_BATCH):
             chunk = ordered[start : start + _DELETE_BATCH]
-            delete: Any = {"Objects": [{"Key": k} for k in chunk], "Quiet": True}
-            response = await self._retry.call(
+            await self._retry.call(
                 f"deleting objects from {bucket}",
-                functools.partial(self._client.delete_objects, Bucket=bucket, Delete=delete),
+                functools.partial(self._delete_batch, bucket, chunk),
             )
-            # Quiet mode answers only the keys it could not delete.
-            if errors := response.get("Errors"):
-                first = errors[0]
-                raise UploadFailed(
-                    f"S3 did not delete {len(errors)} objects from {bucket}, e.g. "
-                    f"{first.get('Key')}: {first.get('Code')} {first.get('Message')}"
-                )
+
+    async def _delete_batch(self, bucket: str, keys: list[str]) -> None:
+        delete: Any = {"Objects": [{"Key": k} for k in keys], "Quiet": True}
+        response = await self._client.delete_objects(Bucket=bucket, Delete=delete)
+        # Quiet mode answers only the keys it could not delete, each with an S3 error code:
+        # raised as that error, so the retrier retries an InternalError and not an AccessDenied.
+        if errors := response.get("Errors"):
+            first = errors[0]
+            transient = first.get("Code") in {"InternalError", "SlowDown", "ServiceUnavailable"}
+            error: Any = {
+                "Error": {
+                    "Code": first.get("Code", "InternalError"),
+                    "Message": f"{len(errors)} keys not deleted, e.g. {first.get('Key')}: "
+                    f"{first.get('Message')}",
+                },
+                "ResponseMetadata": {"HTTPStatusCode": 500 if transient else 400},
+            }
+            raise ClientError(error, "DeleteObjects")
 
     async def list_keys(self, bucket: str, prefix: str) -> list[str]:
         async def list_all() -> list[str]:

@@ -71,3 +71,33 @@ async def test_a_failed_clean_up_is_tried_again_until_it_succeeds(
     assert not stored.cleanup_pending
     assert stored.announced
     assert status_store.unsettled() == []
+
+
+async def test_while_s3_is_away_one_pass_tries_one_clean_up(
+    deps: Deps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert isinstance(deps.store, InMemoryStore)
+    store = deps.store
+    pending = [
+        ExportRecord(
+            id=f"away-{n}",
+            campaign_id="c1",
+            export_type="entries",
+            status=Status.FAILED,
+            planned=PlannedUploads(bucket="exports", keys=(f"entries/c1/away-{n}/x.csv",)),
+            cleanup_pending=True,
+            announced=True,
+        )
+        for n in range(3)
+    ]
+    seed(status_store, *pending)
+    monkeypatch.setattr(
+        app, "settings", app.settings.model_copy(update={"cleanup_retry_seconds": 1e-9})
+    )
+    store.fail_on_abort = True
+    calls = store.abort_calls
+    await export_runner._settle_pending_results()
+    assert store.abort_calls == calls + 1  # the first failure ends the pass's clean-ups
+    store.fail_on_abort = False
+    await export_runner._settle_pending_results()
+    assert [r.id for r in status_store.unsettled()] == []
