@@ -8,15 +8,14 @@ API, so everything below the client is shared.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import datetime as dt
+import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import aclosing
 from typing import Any, Literal, TypeVar
 
 from pymongo import AsyncMongoClient
-from pymongo.errors import PyMongoError
 
 from core.adapters.faults import classify_mongo
 from core.deps import Doc
@@ -25,6 +24,7 @@ from core.read_ahead import read_ahead
 from core.retry import DEFAULT_RETRY, NO_RETRY, Retrier, RetryHook, RetryPolicy
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 MongoDriver = Literal["pymongo", "motor"]
 MONGO_DRIVERS: tuple[MongoDriver, ...] = ("pymongo", "motor")
@@ -64,9 +64,16 @@ async def _whole(operation: Awaitable[T]) -> T:
 
 
 async def _close_quietly(cursor: Any) -> None:
-    """Close a cursor; a server that is gone has closed it already."""
-    with contextlib.suppress(PyMongoError, OSError):
+    """Close a cursor; a server that is gone has closed it already.
+
+    Any error is swallowed (and logged): PyMongo 4.x raises AttributeError closing a cursor
+    whose read was cancelled mid-reply (seen with a frozen server and the export timeout),
+    and a failed close must not replace the error or cancellation that ended the read.
+    """
+    try:
         await _whole(cursor.close())
+    except Exception:
+        logger.debug("closing a cursor failed", exc_info=True)
 
 
 def _retrieve(task: asyncio.Future[Any]) -> None:
