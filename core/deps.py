@@ -143,10 +143,6 @@ class Deps:
     store: ObjectStore
     request_source: DocumentSource | None = None
 
-    def __post_init__(self) -> None:
-        if self.request_source is None:
-            object.__setattr__(self, "request_source", self.source)
-
     @property
     def for_requests(self) -> DocumentSource:
         return self.request_source or self.source

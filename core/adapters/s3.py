@@ -82,16 +82,15 @@ class S3MultipartUpload:
         await self._retry.call(f"completing {self.key}", complete_once)
 
     async def abort(self) -> None:
-        async def abort_once() -> None:
-            try:
-                await self._client.abort_multipart_upload(
+        # NoSuchUpload: aborted already (a retry whose first answer was lost), as wanted.
+        await self._retry.call(
+            f"aborting the upload of {self.key}",
+            lambda: _ignore_no_such_upload(
+                self._client.abort_multipart_upload(
                     Bucket=self.bucket, Key=self.key, UploadId=self._upload_id
                 )
-            except ClientError as exc:
-                if s3_error_code(exc) != "NoSuchUpload":  # aborted already: what was wanted
-                    raise
-
-        await self._retry.call(f"aborting the upload of {self.key}", abort_once)
+            ),
+        )
 
     async def _landed(self) -> bool:
         """Whether the object is there with the size of the parts sent (404: it is not)."""
