@@ -9,6 +9,7 @@ import agents.intake
 import web.ccpa
 import web.exports
 import web.health
+import web.identity
 import web.metrics
 from core.app import app
 

@@ -36,6 +36,7 @@ from core.events import export_result_bytes
 from core.lifecycle import start_try
 from core.logging import log_context
 from core.models import CcpaRequest, ErrorInfo, ExportRecord, PlannedUploads, Status, utcnow
+from core.progress import ProgressRate, average_rows_per_second
 from core.settings import Settings
 from exporters.registry import BY_NAME, get_spec
 from exporters.runner import (
@@ -182,7 +183,19 @@ async def _end(
     stored = status_store.get(record.id) or record
     if stored.is_terminal:
         return await settle(stored) if not stored.announced else stored
-    final = stored.evolve(status=status, finished_at=utcnow(), error=error, **changes)
+    finished_at = utcnow()
+    rate = None
+    if stored.triggered_at is not None:
+        rows = changes.get("row_count", stored.row_count)
+        rate = average_rows_per_second(rows, (finished_at - stored.triggered_at).total_seconds())
+    final = stored.evolve(
+        status=status,
+        finished_at=finished_at,
+        error=error,
+        rows_per_second=rate,
+        eta_seconds=None,
+        **changes,
+    )
     status_store.put(final)
     _log_end(final)
     metrics.export_ended(
@@ -240,8 +253,11 @@ async def _execute(record: ExportRecord) -> tuple[ExportRecord, ExportResult]:
         skipped_count=0,
         planned=prepared.planned,
         reached=1,
+        rows_per_second=None,
+        eta_seconds=None,
     )
     status_store.put(current)
+    rate = ProgressRate(started=time.monotonic(), total_documents=prepared.total)
     logger.info(
         "export %s TRIGGERED (%s, %d source documents, try %d)",
         record.id,
@@ -255,10 +271,18 @@ async def _execute(record: ExportRecord) -> tuple[ExportRecord, ExportResult]:
         if status_store.status_of(record.id) != Status.TRIGGERED:
             # Ended by another writer (a cancel written where this export does not run).
             raise ExportCancelled("the export was cancelled")
+        estimate = rate.update(
+            now=time.monotonic(),
+            rows=progress.row_count,
+            documents=progress.documents_read,
+            passes=progress.passes,
+        )
         current = current.evolve(
             row_count=progress.row_count,
             skipped_count=progress.skipped_count,
             reached=1 + progress.row_count,
+            rows_per_second=estimate.rows_per_second,
+            eta_seconds=estimate.eta_seconds,
         )
         status_store.put(current)
         metrics.export_progress(progress.row_count)

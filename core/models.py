@@ -96,6 +96,10 @@ class ExportRecord(BaseModel):
     total_count: int | None = Field(None, alias="totalCount")
     row_count: int = Field(0, alias="rowCount")
     skipped_count: int = Field(0, alias="skippedCount")
+    # While TRIGGERED: the smoothed rate and the time left (core/progress.py); once ended,
+    # the whole run's rate and no time left.
+    rows_per_second: float | None = Field(None, alias="rowsPerSecond")
+    eta_seconds: float | None = Field(None, alias="etaSeconds")
     bucket: str | None = None
     objects: tuple[StoredObject, ...] = ()
     error: ErrorInfo | None = None

@@ -221,6 +221,7 @@ class ColumnarBatches:
                 self._caches[j.join.name].update(ctx.markets)
         self._constants: dict[str, str] = {}
         self.skipped = 0
+        self.documents = 0
 
     async def encode(self, raw: bytes) -> EncodedBatch:
         # The CPU work runs in a thread so that heartbeats, timers and views keep their turn;
@@ -238,6 +239,7 @@ class ColumnarBatches:
 
     def _prepare(self, raw: bytes) -> _Stage:
         docs = self._plan.source.decode(raw)
+        self.documents += len(docs)
         stage = _Stage(docs, [], [], None, [])
         if self._plan.expand_markets:
             primaries = stage.doc_values("marketId")

@@ -33,6 +33,10 @@ logger = logging.getLogger(__name__)
 class Progress:
     row_count: int
     skipped_count: int
+    # Source documents read so far (across passes), and how many passes read the source:
+    # what the time left is estimated from (core/progress.py).
+    documents_read: int = 0
+    passes: int = 1
 
 
 @dataclass(frozen=True)
@@ -92,13 +96,13 @@ class _Progress:
         self._last_time = time.monotonic()
         self._last_rows = 0
 
-    async def maybe_report(self, rows: int, skipped: int) -> None:
+    async def maybe_report(self, rows: int, skipped: int, documents: int, passes: int = 1) -> None:
         now = time.monotonic()
         if self._callback is None:
             return
         if rows - self._last_rows >= self._every_rows or now - self._last_time >= self._every_s:
             self._last_rows, self._last_time = rows, now
-            await self._callback(Progress(rows, skipped))
+            await self._callback(Progress(rows, skipped, documents, passes))
 
 
 async def run_export(
@@ -163,7 +167,9 @@ async def _write_columnar(
         ) as batches:
             async for batch in batches:
                 await output.write_encoded(batch.data, batch.rows)
-                await progress.maybe_report(output.rows_written, columnar.skipped)
+                await progress.maybe_report(
+                    output.rows_written, columnar.skipped, columnar.documents
+                )
     return columnar.skipped
 
 
@@ -180,6 +186,7 @@ async def _write_rows(
     builder = RowBuilder(spec, ctx, source)
     async for one_pass in _passes(spec, ctx, store, options):
         keep = None if one_pass is None else one_pass.keep
+        passes = 1 if one_pass is None else one_pass.partitions
         async with aclosing(
             source.find(
                 spec.source.collection,
@@ -197,7 +204,9 @@ async def _write_rows(
             ) as rows:
                 async for batch_rows in rows:
                     await output.write(batch_rows)
-                    await progress.maybe_report(output.rows_written, builder.skipped)
+                    await progress.maybe_report(
+                        output.rows_written, builder.skipped, builder.documents, passes
+                    )
                     # Writing a batch is CPU work: give heartbeats and views a turn.
                     await asyncio.sleep(0)
     return builder.skipped

@@ -156,6 +156,12 @@ class ExportPage:
     more: bool
 
 
+@dataclass(frozen=True)
+class CcpaPage:
+    items: list[CcpaRequest]
+    more: bool
+
+
 class StatusStore:
     """Reads and writes export records; `work_available` wakes the runner on new work."""
 
@@ -183,6 +189,7 @@ class StatusStore:
         self._ccpa_interrupted: SortedList = SortedList()
         self._ccpa_unannounced: set[str] = set()
         self._ccpa_ended: SortedList = SortedList()
+        self._ccpa_by_created: SortedList = SortedList()
         self._retired: SortedList = SortedList()  # (retiredAt, id) of markers
 
     def rebuild(self) -> None:
@@ -252,6 +259,7 @@ class StatusStore:
 
     def _index_ccpa(self, entry: _CcpaEntry) -> None:
         self._ccpa[entry.request_id] = entry
+        self._ccpa_by_created.add(entry.order)
         if entry.status == CcpaStatus.RUNNING or (
             entry.status == CcpaStatus.PENDING and entry.attempts > 0
         ):
@@ -265,6 +273,7 @@ class StatusStore:
 
     def _unindex_ccpa(self, entry: _CcpaEntry) -> None:
         del self._ccpa[entry.request_id]
+        self._ccpa_by_created.discard(entry.order)
         self._ccpa_queued.discard(entry.order)
         self._ccpa_interrupted.discard(entry.order)
         self._ccpa_unannounced.discard(entry.request_id)
@@ -435,6 +444,23 @@ class StatusStore:
             request = self.get_ccpa(request_id)
             if request is not None:
                 yield request
+
+    def ccpa_page(
+        self, *, status: CcpaStatus | None = None, before: Order | None = None, limit: int = 50
+    ) -> CcpaPage:
+        """CCPA deletion requests newest first, from just before `before`; only the requests
+        returned are decoded."""
+        orders = self._ccpa_by_created.irange(maximum=before, inclusive=(True, False), reverse=True)
+        items: list[CcpaRequest] = []
+        for _, request_id in orders:
+            if status is not None and self._ccpa[request_id].status != status:
+                continue
+            if len(items) == limit:
+                return CcpaPage(items, more=True)
+            request = self.get_ccpa(request_id)
+            if request is not None:
+                items.append(request)
+        return CcpaPage(items, more=False)
 
     def accept_ccpa(self, request: CcpaRequest) -> tuple[CcpaRequest, bool]:
         """Record a new PENDING deletion request; a replayed id changes nothing, except that

@@ -14,7 +14,7 @@ from core.models import CcpaRequest, new_export_id, utcnow
 from topics.definitions import status_store
 from web.auth import Principal, require_supreme
 from web.publish import publish_request, require_broker
-from web.requests import validated_id
+from web.requests import decode_cursor, encode_cursor, parse_ccpa_list_query, validated_id
 from web.responses import ApiView, json_response
 from web.routing import served_by_table_owner
 
@@ -59,6 +59,29 @@ class CcpaUser(ApiView):
             forget=lambda: status_store.remove_ccpa(ccpa.request_id),
         )
         return json_response(ccpa.to_public(), status=202)
+
+
+@blueprint.route("/ccpa/requests", name="ccpa-requests")
+class CcpaRequests(ApiView):
+    @served_by_table_owner
+    async def get(self, request: web.Request) -> web.StreamResponse:
+        """Every CCPA deletion request, newest first (supreme only)."""
+        require_supreme(request)
+        if not app.table_ready():
+            raise NotReady("the export status table is still being recovered; retry shortly")
+        query = parse_ccpa_list_query(request.query)
+        page = status_store.ccpa_page(
+            status=query.status,
+            before=None if query.cursor is None else decode_cursor(query.cursor),
+            limit=query.limit,
+        )
+        last = page.items[-1] if page.items else None
+        next_cursor = (
+            encode_cursor(last.created_at, last.request_id)
+            if page.more and last is not None
+            else None
+        )
+        return json_response({"items": [r.to_public() for r in page.items], "next": next_cursor})
 
 
 @blueprint.route("/ccpa/requests/{request_id}", name="ccpa-request")

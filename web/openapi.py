@@ -17,7 +17,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from core.app import app
-from core.models import CcpaRequest, ExportRecord, Status
+from core.models import CcpaRequest, CcpaStatus, ExportRecord, Status
 from exporters.registry import SPECS
 from web.responses import ApiView, json_response
 
@@ -302,6 +302,41 @@ def _paths() -> dict[str, Schema]:
                 },
             },
         },
+        "/ccpa/requests": {
+            "get": {
+                "operationId": "listCcpaRequests",
+                "summary": "Every CCPA deletion request, newest first (supreme only)",
+                "parameters": [
+                    {
+                        "name": "status",
+                        "in": "query",
+                        "required": False,
+                        "schema": _ref("CcpaStatus"),
+                    },
+                    _param("Limit"),
+                    _param("Cursor"),
+                ],
+                "responses": {
+                    "200": _json(_ref("CcpaPage"), "a page of deletion requests"),
+                    "400": _resp("BadRequest"),
+                    "401": _resp("Unauthenticated"),
+                    "403": _error("FORBIDDEN: a supreme token is required"),
+                    "503": _resp("Unavailable"),
+                },
+            },
+        },
+        "/me": {
+            "get": {
+                "operationId": "whoAmI",
+                "summary": "The caller as its token says: subject, supreme, and the campaigns "
+                "it holds REPORT on (a supreme caller may use any campaign)",
+                "responses": {
+                    "200": _json(_ref("Identity"), "the caller"),
+                    "401": _resp("Unauthenticated"),
+                    "503": _resp("Unavailable"),
+                },
+            },
+        },
         "/ccpa/requests/{requestId}": {
             "parameters": [_param("RequestId")],
             "get": {
@@ -397,6 +432,26 @@ def _components() -> Schema:
             "next": {"type": ["string", "null"], "description": "cursor of the next page"},
         },
         "required": ["items", "next"],
+        "additionalProperties": False,
+    }
+    schemas["CcpaStatus"] = {"type": "string", "enum": [s.value for s in CcpaStatus]}
+    schemas["CcpaPage"] = {
+        "type": "object",
+        "properties": {
+            "items": {"type": "array", "items": _ref("CcpaRequest")},
+            "next": {"type": ["string", "null"], "description": "cursor of the next page"},
+        },
+        "required": ["items", "next"],
+        "additionalProperties": False,
+    }
+    schemas["Identity"] = {
+        "type": "object",
+        "properties": {
+            "sub": {"type": "string"},
+            "supreme": {"type": "boolean"},
+            "campaigns": {"type": "array", "items": {"type": "string"}},
+        },
+        "required": ["sub", "supreme", "campaigns"],
         "additionalProperties": False,
     }
     schemas["Heartbeat"] = {

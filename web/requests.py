@@ -7,14 +7,14 @@ import binascii
 import datetime as dt
 import re
 from collections.abc import Collection, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.errors import InvalidParams, InvalidRequest, UnknownExportType
-from core.models import Status
+from core.models import CcpaStatus, Status
 
 _ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 
@@ -76,16 +76,36 @@ class ListQuery(BaseModel):
     cursor: str | None = Field(None, max_length=512)
 
 
-def parse_list_query(query: Mapping[str, str], *, export_types: Collection[str]) -> ListQuery:
-    """The listing filters; unknown, repeated or out-of-range parameters are 400."""
+class CcpaListQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    status: CcpaStatus | None = None
+    limit: int = Field(50, ge=1, le=200)
+    cursor: str | None = Field(None, max_length=512)
+
+
+_Query = TypeVar("_Query", bound=BaseModel)
+
+
+def _parse_query(query: Mapping[str, str], model: type[_Query]) -> _Query:
+    """Unknown, repeated or out-of-range parameters are 400."""
     keys = [key for key, _ in query.items()]  # a MultiDict's keys() lists each key once
     repeated = sorted({k for k in keys if keys.count(k) > 1})
     if repeated:
         raise InvalidRequest("repeated query parameter", details={"parameters": repeated})
     try:
-        parsed = ListQuery.model_validate(dict(query))
+        return model.model_validate(dict(query))
     except ValidationError as exc:
         raise InvalidRequest("invalid query", details={"errors": _errors(exc)}) from exc
+
+
+def parse_ccpa_list_query(query: Mapping[str, str]) -> CcpaListQuery:
+    return _parse_query(query, CcpaListQuery)
+
+
+def parse_list_query(query: Mapping[str, str], *, export_types: Collection[str]) -> ListQuery:
+    """The listing filters; unknown, repeated or out-of-range parameters are 400."""
+    parsed = _parse_query(query, ListQuery)
     if parsed.export_type is not None and parsed.export_type not in export_types:
         raise UnknownExportType(export_type=parsed.export_type, known=sorted(export_types))
     return parsed

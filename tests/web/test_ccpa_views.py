@@ -44,3 +44,42 @@ async def test_unknown_request_is_404_and_bad_ids_400(client: Any) -> None:
         "CCPA_REQUEST_NOT_FOUND",
     )
     assert (await client.delete("/ccpa/users/bad%20id")).status == 400
+
+
+async def test_the_requests_are_listed_newest_first_in_pages(client: Any, mint: Mint) -> None:
+    import datetime as dt
+
+    base = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+    requests = [
+        CcpaRequest(
+            request_id=f"list-{i:02d}",
+            user_id=f"u{i}",
+            status=CcpaStatus.COMPLETED if i % 2 else CcpaStatus.PENDING,
+            created_at=base + dt.timedelta(minutes=i),
+        )
+        for i in range(5)
+    ]
+    seed(status_store, *requests)
+    seen: list[str] = []
+    cursor = None
+    while True:
+        query = "limit=2" + ("" if cursor is None else f"&cursor={cursor}")
+        body = await (await client.get(f"/ccpa/requests?{query}")).json()
+        seen += [
+            item["requestId"]
+            for item in body["items"]
+            if item["requestId"] in {r.request_id for r in requests}
+        ]
+        cursor = body["next"]
+        if cursor is None:
+            break
+    assert seen == [f"list-{i:02d}" for i in (4, 3, 2, 1, 0)]
+    completed = await (await client.get("/ccpa/requests?status=COMPLETED&limit=200")).json()
+    ours = [i["requestId"] for i in completed["items"] if i["requestId"].startswith("list-")]
+    assert ours == ["list-03", "list-01"]
+    assert all(i["status"] == "COMPLETED" for i in completed["items"])
+
+    reporter = bearer(mint(permissions={"c1": ["REPORT"]}))
+    assert (await client.get("/ccpa/requests", headers=reporter)).status == 403
+    bad = await client.get("/ccpa/requests?status=DONE")
+    assert (bad.status, (await bad.json())["error"]["code"]) == (400, "INVALID_REQUEST")
