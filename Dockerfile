@@ -21,6 +21,7 @@ COPY topics ./topics
 COPY exporters ./exporters
 COPY agents ./agents
 COPY web ./web
+COPY cli ./cli
 RUN python -m pip wheel --wheel-dir /wheels .
 
 FROM ${PYTHON_IMAGE}

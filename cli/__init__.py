@@ -1,0 +1,1 @@
+"""`exportctl`: the command line client of export-service's REST API."""
