@@ -101,3 +101,42 @@ async def test_while_s3_is_away_one_pass_tries_one_clean_up(
     store.fail_on_abort = False
     await export_runner._settle_pending_results()
     assert [r.id for r in status_store.unsettled()] == []
+
+
+async def test_a_running_export_shows_its_rate_and_time_left(
+    deps: Deps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rowsPerSecond and etaSeconds are written with each progress report while TRIGGERED;
+    the ended record keeps the run's average rate and no time left."""
+    one_at_a_time = {
+        "mongo_batch_size": 1,
+        "export_columnar_batch_size": 1,
+        "progress_interval_rows": 1,
+    }
+    settings = app.settings.model_copy(update=one_at_a_time)
+    monkeypatch.setattr(app, "settings", settings)
+    written: list[ExportRecord] = []
+    put = status_store.put
+
+    def recording(record: ExportRecord) -> None:
+        written.append(record)
+        put(record)
+
+    monkeypatch.setattr(status_store, "put", recording)
+    record = ExportRecord(id="rate-1", campaign_id="c1", export_type="entries")
+    seed(status_store, record)
+
+    final = await export_runner.run_one(record)
+
+    assert final.status == Status.FINISHED
+    progress = [r for r in written if r.status == Status.TRIGGERED and r.row_count > 0]
+    assert len(progress) >= 2
+    assert all(r.rows_per_second is not None and r.rows_per_second > 0 for r in progress)
+    etas = [r.eta_seconds for r in progress]
+    assert all(eta is not None and eta >= 0 for eta in etas)
+    assert etas[-1] == 0.0  # every source document read
+    assert final.eta_seconds is None
+    assert final.rows_per_second is not None
+    assert final.rows_per_second > 0
+    public = final.to_public()
+    assert {"rowsPerSecond", "etaSeconds"} <= set(public)
