@@ -7,11 +7,13 @@ import sys
 import agents.export_runner
 import agents.intake
 import web.ccpa
+import web.console
 import web.exports
 import web.health
 import web.identity
 import web.metrics
 from core.app import app
+from core.tracing import configure_tracing
 
 __all__ = ["agents", "app", "main", "web"]
 
@@ -40,6 +42,8 @@ def _without_banner(argv: list[str]) -> list[str]:
 def main() -> None:
     """`export-service worker` / `python -m export_service worker`."""
     sys.argv = _without_banner(_with_default_log_level(sys.argv, app.settings.log_level))
+    # Off unless the standard OTEL_* variables ask for an exporter (core/tracing.py).
+    configure_tracing()
     app.main()
 
 

@@ -11,7 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from core import metrics
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, StatusCode
+
+from core import metrics, tracing
 from core.app import app
 from core.errors import ExportServiceError, ExportTimedOut
 from core.events import ccpa_completed_bytes
@@ -44,10 +47,20 @@ def _record_outcome(outcome: str) -> None:
 
 async def announce_ccpa(request: CcpaRequest) -> CcpaRequest:
     """Publish `ccpa.deletion_completed`, then mark the request announced."""
-    fut = await export_events_topic.send(
-        key=request.request_id.encode(), value=ccpa_completed_bytes(request)
-    )
-    await fut
+    inside_run = trace.get_current_span().get_span_context().is_valid
+    parent = None if inside_run else tracing.context_from_traceparent(request.trace_parent)
+    with tracing.span(
+        "send export-events",
+        parent=parent,
+        kind=SpanKind.PRODUCER,
+        attributes={"ccpa.request_id": request.request_id, "ccpa.status": request.status.value},
+    ):
+        fut = await export_events_topic.send(
+            key=request.request_id.encode(),
+            value=ccpa_completed_bytes(request),
+            headers=tracing.kafka_headers(),
+        )
+        await fut
     announced = request.evolve(announced=True)
     status_store.put_ccpa(announced)
     return announced
@@ -62,8 +75,10 @@ async def user_campaigns(user_id: str) -> list[str]:
 async def _delete_export(record: ExportRecord, request: CcpaRequest) -> ExportRecord:
     """Delete the export's objects, then mark it DELETED (deleting twice is harmless)."""
     keys = [o.key for o in record.objects]
-    if record.bucket and keys:
-        await app.deps.store.delete_objects(record.bucket, keys)
+    attributes = {"export.id": record.id, "export.type": record.export_type, "s3.keys": len(keys)}
+    with tracing.span("s3.delete_objects", kind=SpanKind.CLIENT, attributes=attributes):
+        if record.bucket and keys:
+            await app.deps.store.delete_objects(record.bucket, keys)
     deleted = record.evolve(
         status=Status.DELETED, deleted_at=utcnow(), deleted_by=request.deleted_by
     )
@@ -130,6 +145,21 @@ def _failed(request: CcpaRequest, code: str, message: str) -> CcpaRequest:
 async def run_ccpa(request: CcpaRequest) -> CcpaRequest:
     """Run one deletion to COMPLETED or FAILED and announce it; never raises for its own
     failures (a FAILED request runs again when the same request id is sent again)."""
+    with tracing.span(
+        "ccpa.deletion",
+        parent=tracing.context_from_traceparent(request.trace_parent),
+        attributes={"ccpa.request_id": request.request_id, "ccpa.try": request.attempts + 1},
+    ) as span:
+        final = await _run_ccpa(request)
+        span.set_attribute("ccpa.status", final.status.value)
+        if final.summary is not None:
+            span.set_attribute("ccpa.deleted_objects", final.summary.deleted_object_count)
+        if final.error is not None:
+            span.set_status(StatusCode.ERROR, final.error.code)
+        return final
+
+
+async def _run_ccpa(request: CcpaRequest) -> CcpaRequest:
     settings: Settings = app.settings
     if request.attempts >= settings.export_max_attempts:
         final = _failed(

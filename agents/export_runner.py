@@ -19,9 +19,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bson.errors import InvalidBSON
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import SpanKind, StatusCode
 
 from agents.ccpa import announce_ccpa, run_ccpa
-from core import metrics
+from core import metrics, tracing
 from core.app import app
 from core.errors import (
     ExportCancelled,
@@ -80,12 +83,31 @@ _running = _Running()
 
 async def announce(record: ExportRecord) -> ExportRecord:
     """Publish the terminal event, then mark the record announced (re-sent after a crash)."""
-    fut = await export_events_topic.send(key=record.id.encode(), value=export_result_bytes(record))
-    await fut
+    attributes = {"export.id": record.id, "export.status": record.status.value}
+    with tracing.span(
+        "send export-events",
+        parent=_trace_parent(record),
+        kind=SpanKind.PRODUCER,
+        attributes=attributes,
+    ):
+        fut = await export_events_topic.send(
+            key=record.id.encode(),
+            value=export_result_bytes(record),
+            headers=tracing.kafka_headers(),
+        )
+        await fut
     stored = status_store.get(record.id)
     announced = (stored if stored is not None else record).evolve(announced=True)
     status_store.put(announced)
     return announced
+
+
+def _trace_parent(record: ExportRecord) -> Context | None:
+    """Inside the run's span: None (it is the parent); elsewhere (an announcement retried
+    by the idle runner, after a restart) the request's context from the record."""
+    if trace.get_current_span().get_span_context().is_valid:
+        return None
+    return tracing.context_from_traceparent(record.trace_parent)
 
 
 async def _clean_up(planned: PlannedUploads | None) -> None:
@@ -198,6 +220,20 @@ async def _end(
     )
     status_store.put(final)
     _log_end(final)
+    span = trace.get_current_span()
+    span.set_attributes(
+        {
+            "export.status": final.status.value,
+            "export.rows": final.row_count,
+            "export.skipped": final.skipped_count,
+            "export.objects": len(final.objects),
+            "export.bytes": sum(obj.size for obj in final.objects),
+        }
+    )
+    if error is not None:
+        span.set_attribute("error.code", error.code)
+    if status in (Status.FAILED, Status.EXPIRED):
+        span.set_status(StatusCode.ERROR, error.code if error else status.value)
     metrics.export_ended(
         final.export_type,
         bucket=get_spec(final.export_type).bucket if status == Status.FINISHED else None,
@@ -221,24 +257,27 @@ async def _prepare(record: ExportRecord) -> _Prepared:
     settings: Settings = app.settings
     deps = app.deps
     spec = get_spec(record.export_type)
-    ctx = await load_context(
-        spec,
-        deps.source,
-        export_id=record.id,
-        campaign_id=record.campaign_id,
-        params=record.params,
-    )
-    planned = PlannedUploads(
-        bucket=settings.bucket(spec.bucket),
-        keys=tuple(planned_keys(spec, ctx)),
-        staging_prefix=staging_prefix(spec, ctx),
-    )
-    # A try killed mid-upload left an incomplete multipart upload behind, maybe under
-    # other keys (a name with the day in it, tried again the next day).
-    if record.planned != planned:
-        await _clean_up(record.planned)
-    await _clean_up(planned)
-    total = await count_source(spec, ctx, deps.source)
+    with tracing.span("export.prepare"):
+        ctx = await load_context(
+            spec,
+            deps.source,
+            export_id=record.id,
+            campaign_id=record.campaign_id,
+            params=record.params,
+        )
+        planned = PlannedUploads(
+            bucket=settings.bucket(spec.bucket),
+            keys=tuple(planned_keys(spec, ctx)),
+            staging_prefix=staging_prefix(spec, ctx),
+        )
+        # A try killed mid-upload left an incomplete multipart upload behind, maybe under
+        # other keys (a name with the day in it, tried again the next day).
+        if record.planned != planned:
+            await _clean_up(record.planned)
+        await _clean_up(planned)
+    with tracing.span("export.count") as counting:
+        total = await count_source(spec, ctx, deps.source)
+        counting.set_attribute("export.total_count", total)
     return _Prepared(spec, ctx, total, planned)
 
 
@@ -286,6 +325,15 @@ async def _execute(record: ExportRecord) -> tuple[ExportRecord, ExportResult]:
         )
         status_store.put(current)
         metrics.export_progress(progress.row_count)
+        # One event per progress report (a batch, at most every PROGRESS_INTERVAL_*).
+        trace.get_current_span().add_event(
+            "progress",
+            {
+                "export.rows": progress.row_count,
+                "export.documents_read": progress.documents_read,
+                "export.skipped": progress.skipped_count,
+            },
+        )
 
     deps = app.deps
     result = await run_export(
@@ -305,7 +353,25 @@ async def run_one(record: ExportRecord) -> ExportRecord:
     Cancelled by a shutdown past its grace period, it leaves the export as stored, marked
     as stopped cleanly (the try is not counted), and re-raises: the next start runs it.
     """
-    with log_context(export_id=record.id, campaign_id=record.campaign_id):
+    request = tracing.context_from_traceparent(record.trace_parent)
+    if record.attempts == 0:
+        tracing.record_interval(
+            "export.queue_wait",
+            start=record.created_at,
+            end=utcnow(),
+            parent=request,
+            attributes={"export.id": record.id},
+        )
+    attributes = {
+        "export.id": record.id,
+        "export.type": record.export_type,
+        "campaign.id": record.campaign_id,
+        "export.try": record.attempts + 1,
+    }
+    with (
+        log_context(export_id=record.id, campaign_id=record.campaign_id),
+        tracing.span("export.run", parent=request, attributes=attributes),
+    ):
         try:
             return await _run_one(record)
         except asyncio.CancelledError:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 
 from agents.export_runner import cancel_export
-from core import metrics
+from core import metrics, tracing
 from core.app import app
 from core.errors import ExportNotFound, ExportServiceError
 from core.events import (
@@ -31,7 +32,8 @@ async def dead_letter(
 ) -> None:
     """Publish the refused event with its reason; wait until the broker has it."""
     fut = await dlq_topic.send(
-        value=dead_letter_bytes(raw, reason=reason, detail=detail, origin=origin)
+        value=dead_letter_bytes(raw, reason=reason, detail=detail, origin=origin),
+        headers=tracing.kafka_headers(),
     )
     await fut
     logger.warning("dead-lettered an input event: %s", reason, extra={"origin": origin})
@@ -49,6 +51,8 @@ def record_export_request(event: ExportRequested) -> ExportRecord:
         source="kafka",
         requested_by=event.requested_by,
         created_at=utcnow(),
+        trace_id=tracing.trace_id_of(),
+        trace_parent=tracing.traceparent(),
     )
     accepted, created = status_store.accept(record)
     if created:
@@ -73,6 +77,8 @@ def record_ccpa_request(event: CcpaDeletionRequested) -> CcpaRequest:
         source="kafka",
         requested_by=event.requested_by,
         created_at=utcnow(),
+        trace_id=tracing.trace_id_of(),
+        trace_parent=tracing.traceparent(),
     )
     accepted, queued = status_store.accept_ccpa(request)
     if queued:
@@ -95,30 +101,41 @@ async def cancel_requested(event: ExportCancelRequested) -> None:
 async def intake(stream: Any) -> None:
     """Records requests while an export runs elsewhere: this agent never runs one."""
     async for event in stream.events():
-        raw: bytes | None = event.value
         message = event.message
-        origin = {"topic": message.topic, "partition": message.partition, "offset": message.offset}
-        try:
-            parsed = parse_input_event(raw or b"")
-        except ValidationError as exc:
-            await dead_letter(
-                raw, reason="INVALID_EVENT", detail=exc.errors(include_url=False), origin=origin
-            )
-            continue
-        except ValueError as exc:
-            await dead_letter(raw, reason="INVALID_JSON", detail=str(exc), origin=origin)
-            continue
-        if isinstance(parsed, CcpaDeletionRequested):
-            record_ccpa_request(parsed)
-            continue
-        try:
-            if isinstance(parsed, ExportCancelRequested):
-                await cancel_requested(parsed)
-            else:
-                record_export_request(parsed)
-        except ExportServiceError as exc:
-            if isinstance(parsed, ExportRequested):
-                metrics.record_export_request(parsed.export_type, "rejected")
-            await dead_letter(
-                raw, reason=exc.code, detail={"message": exc.message, **exc.details}, origin=origin
-            )
+        # An upstream producer's `traceparent` makes the request a step of its trace.
+        with tracing.span(
+            "process exports",
+            parent=tracing.context_from_headers(message.headers),
+            kind=SpanKind.CONSUMER,
+            attributes={"messaging.kafka.offset": message.offset},
+        ):
+            await _take(event.value, message)
+
+
+async def _take(raw: bytes | None, message: Any) -> None:
+    """Record, act on or dead-letter one event of the exports topic."""
+    origin = {"topic": message.topic, "partition": message.partition, "offset": message.offset}
+    try:
+        parsed = parse_input_event(raw or b"")
+    except ValidationError as exc:
+        await dead_letter(
+            raw, reason="INVALID_EVENT", detail=exc.errors(include_url=False), origin=origin
+        )
+        return
+    except ValueError as exc:
+        await dead_letter(raw, reason="INVALID_JSON", detail=str(exc), origin=origin)
+        return
+    if isinstance(parsed, CcpaDeletionRequested):
+        record_ccpa_request(parsed)
+        return
+    try:
+        if isinstance(parsed, ExportCancelRequested):
+            await cancel_requested(parsed)
+        else:
+            record_export_request(parsed)
+    except ExportServiceError as exc:
+        if isinstance(parsed, ExportRequested):
+            metrics.record_export_request(parsed.export_type, "rejected")
+        await dead_letter(
+            raw, reason=exc.code, detail={"message": exc.message, **exc.details}, origin=origin
+        )

@@ -2,7 +2,8 @@
 
 Every line has `ts` (UTC, ISO-8601 with milliseconds), `level`, `logger` and `message`;
 `export_id` and `campaign_id` come from `extra=` or from `log_context()`, which the export
-runner holds around each export (tasks started inside inherit it). Other `extra=` fields
+runner holds around each export (tasks started inside inherit it); `trace_id` and `span_id`
+from the current OpenTelemetry span (core/tracing.py). Other `extra=` fields
 and a traceback (`exc_info`) are added as they are. Redaction (core/redaction.py) still
 applies: the record factory redacts message and traceback when the record is made, and the
 formatter redacts again the message and every string it adds.
@@ -21,6 +22,7 @@ from typing import Any
 import orjson
 
 from core.redaction import install_log_redaction, redact
+from core.tracing import log_ids
 
 CONTEXT_FIELDS = ("export_id", "campaign_id")
 
@@ -77,6 +79,8 @@ class JsonFormatter(logging.Formatter):
         }
         for key, value in (_context.get() or {}).items():
             entry[key] = _clean(value)
+        # The span the line was written in: logs and traces of an export meet on these.
+        entry.update(log_ids())
         for key, value in vars(record).items():
             if key not in _STANDARD_ATTRIBUTES and not key.startswith("_"):
                 entry[key] = _clean(value)

@@ -74,6 +74,7 @@ _BOOKKEEPING = frozenset(
         "announced",
         "planned",
         "cleanup_pending",
+        "trace_parent",
     }
 )
 
@@ -105,6 +106,10 @@ class ExportRecord(BaseModel):
     error: ErrorInfo | None = None
     deleted_at: dt.datetime | None = Field(None, alias="deletedAt")
     deleted_by: str | None = Field(None, alias="deletedBy")
+    # The trace that follows the export (core/tracing.py): its id, public so that users can
+    # find it, and the W3C `traceparent` of the request the run's spans continue.
+    trace_id: str | None = Field(None, alias="traceId")
+    trace_parent: str | None = Field(None, alias="traceParent")
     # Run bookkeeping, not part of the public record (core/lifecycle.py says how it is
     # used): tries started, tries in a row that got no further than the one before, how far
     # the current try got and how far the one before it got, whether the last try was
@@ -210,6 +215,8 @@ class CcpaRequest(BaseModel):
     finished_at: dt.datetime | None = Field(None, alias="finishedAt")
     summary: CcpaSummary | None = None
     error: ErrorInfo | None = None
+    trace_id: str | None = Field(None, alias="traceId")
+    trace_parent: str | None = Field(None, alias="traceParent")
     # Run bookkeeping, as on ExportRecord.
     attempts: int = 0
     announced: bool = False
@@ -220,7 +227,9 @@ class CcpaRequest(BaseModel):
         return f"ccpa:{self.request_id}"
 
     def to_public(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", by_alias=True, exclude={"attempts", "announced"})
+        return self.model_dump(
+            mode="json", by_alias=True, exclude={"attempts", "announced", "trace_parent"}
+        )
 
     def to_store(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True)

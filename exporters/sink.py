@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 
+from opentelemetry.trace import SpanKind
+
+from core import tracing
 from core.deps import MultipartUpload
 from core.models import StoredObject
 
@@ -48,7 +51,13 @@ class ObjectSink:
                 task.result()  # re-raise an upload failure here, before buffering more
         number = self._next_part
         self._next_part += 1
-        self._in_flight.add(asyncio.create_task(self._upload.upload_part(number, part)))
+        self._in_flight.add(asyncio.create_task(self._upload_part(number, part)))
+
+    async def _upload_part(self, number: int, part: bytes) -> None:
+        # The task inherits the export's context: each part is a child span of its run.
+        attributes = {"s3.part_number": number, "s3.part_bytes": len(part)}
+        with tracing.span("s3.upload_part", kind=SpanKind.CLIENT, attributes=attributes):
+            await self._upload.upload_part(number, part)
 
     async def close(self) -> StoredObject:
         """Send what is buffered, wait for every part and complete the object."""
@@ -61,7 +70,9 @@ class ObjectSink:
             self._in_flight = set()
             for task in done:
                 task.result()
-        await self._upload.complete()
+        attributes = {"s3.parts": self._next_part - 1, "s3.object_bytes": self.size}
+        with tracing.span("s3.complete_upload", kind=SpanKind.CLIENT, attributes=attributes):
+            await self._upload.complete()
         return StoredObject(key=self._upload.key, size=self.size, sha256=self._sha256.hexdigest())
 
     async def abort(self) -> None:
@@ -75,4 +86,5 @@ class ObjectSink:
                     task.exception()  # retrieved: the abort is what matters now
         self._in_flight = set()
         self._buffer.clear()
-        await self._upload.abort()
+        with tracing.span("s3.abort_upload", kind=SpanKind.CLIENT):
+            await self._upload.abort()

@@ -33,3 +33,23 @@ def deps(finalized_app: object) -> Deps:
     fakes = Deps(source=InMemorySource(dataset()), store=InMemoryStore())
     app.deps = fakes
     return fakes
+
+
+@pytest.fixture
+def spans() -> Any:
+    """The service's spans, kept in memory for the test (tracing is off otherwise)."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from core import tracing
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.use_provider(provider)
+    try:
+        yield exporter
+    finally:
+        tracing.use_provider(None)
+        provider.shutdown()

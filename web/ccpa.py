@@ -7,12 +7,14 @@ import logging
 import faust
 from aiohttp import web
 
+from core import tracing
 from core.app import app
 from core.errors import ExportServiceError, NotReady
 from core.events import ccpa_requested_bytes
 from core.models import CcpaRequest, new_export_id, utcnow
 from topics.definitions import status_store
 from web.auth import Principal, require_supreme
+from web.bodies import CcpaPage
 from web.publish import publish_request, require_broker
 from web.requests import decode_cursor, encode_cursor, parse_ccpa_list_query, validated_id
 from web.responses import ApiView, json_response
@@ -49,6 +51,8 @@ class CcpaUser(ApiView):
             source="rest",
             requested_by=principal.sub,
             created_at=utcnow(),
+            trace_id=tracing.trace_id_of(),
+            trace_parent=tracing.traceparent(),
         )
         await require_broker()
         # Visible (PENDING) at once; the intake finds it recorded when the event comes back.
@@ -81,7 +85,7 @@ class CcpaRequests(ApiView):
             if page.more and last is not None
             else None
         )
-        return json_response({"items": [r.to_public() for r in page.items], "next": next_cursor})
+        return json_response(CcpaPage(items=list(page.items), next=next_cursor))
 
 
 @blueprint.route("/ccpa/requests/{request_id}", name="ccpa-request")

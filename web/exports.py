@@ -8,7 +8,7 @@ from typing import Any
 import faust
 from aiohttp import web
 
-from core import metrics
+from core import metrics, tracing
 from core.app import app
 from core.errors import ExportNotFound, ExportRetired, ExportServiceError, NotReady
 from core.events import export_requested_bytes
@@ -18,6 +18,7 @@ from exporters.runner import load_context
 from topics.definitions import status_store
 from web import openapi  # noqa: F401  (registers GET /openapi.json beside the API it documents)
 from web.auth import Principal, authenticate, require_report
+from web.bodies import DownloadUrl, ExportDownloads, ExportPage
 from web.middleware import install as install_middleware
 from web.publish import publish_request, require_broker
 from web.requests import (
@@ -54,13 +55,14 @@ async def _with_download_urls(record: ExportRecord) -> dict[str, Any]:
     body = record.to_public()
     if record.status == Status.FINISHED and record.bucket:
         expiry = app.settings.presign_expiry_seconds
-        body["downloadUrls"] = [
-            {
-                "key": obj.key,
-                "url": await app.deps.store.presign_get(record.bucket, obj.key, expires_in=expiry),
-            }
+        urls = [
+            DownloadUrl(
+                key=obj.key,
+                url=await app.deps.store.presign_get(record.bucket, obj.key, expires_in=expiry),
+            )
             for obj in record.objects
         ]
+        body.update(ExportDownloads(download_urls=urls).model_dump(by_alias=True))
     return body
 
 
@@ -101,6 +103,8 @@ class CampaignExports(ApiView):
             source="rest",
             requested_by=principal.sub,
             created_at=utcnow(),
+            trace_id=tracing.trace_id_of(),
+            trace_parent=tracing.traceparent(),
         )
         await require_broker()
         # No await between the duplicate check and the write: concurrent requests
@@ -130,7 +134,7 @@ class CampaignExports(ApiView):
         next_cursor = (
             encode_cursor(last.created_at, last.id) if page.more and last is not None else None
         )
-        return json_response({"items": [r.to_public() for r in page.items], "next": next_cursor})
+        return json_response(ExportPage(items=list(page.items), next=next_cursor))
 
 
 @blueprint.route("/campaigns/{campaign_id}/exports/{export_id}", name="campaign-export")

@@ -8,8 +8,9 @@ from typing import Any, cast
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from opentelemetry.trace import SpanKind, StatusCode
 
-from core import metrics
+from core import metrics, tracing
 from core.app import ExportApp
 from core.errors import ExportServiceError, MethodNotAllowed, NotFound, PayloadTooLarge
 from web.responses import add_security_headers, error_from, error_response
@@ -47,16 +48,27 @@ def api_middleware(max_body_bytes: int) -> Any:
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         started = time.perf_counter()
         status = 500
-        try:
-            response = await _answer(request, handler)
-            status = response.status
-            return response
-        except web.HTTPException as exc:  # redirects and the like, re-raised as they are
-            status = exc.status
-            raise
-        finally:
-            seconds = time.perf_counter() - started
-            metrics.record_http_request(route_pattern(request), request.method, status, seconds)
+        route = route_pattern(request)
+        # A caller's W3C `traceparent` makes this request a step of the caller's trace.
+        with tracing.span(
+            f"{request.method} {route or 'unmatched'}",
+            parent=tracing.context_from_headers(request.headers.items()),
+            kind=SpanKind.SERVER,
+            attributes={"http.request.method": request.method, "http.route": route},
+        ) as span:
+            try:
+                response = await _answer(request, handler)
+                status = response.status
+                return response
+            except web.HTTPException as exc:  # redirects and the like, re-raised as they are
+                status = exc.status
+                raise
+            finally:
+                seconds = time.perf_counter() - started
+                metrics.record_http_request(route, request.method, status, seconds)
+                span.set_attribute("http.response.status_code", status)
+                if status >= 500:
+                    span.set_status(StatusCode.ERROR)
 
     async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:

@@ -17,6 +17,9 @@ import logging
 import time
 from collections.abc import Callable
 
+from opentelemetry.trace import SpanKind
+
+from core import tracing
 from core.app import app
 from core.errors import ExportServiceError
 from topics.definitions import exports_topic
@@ -57,8 +60,12 @@ async def publish_request(key: str, value: bytes, *, forget: Callable[[], None])
     timeout = app.settings.publish_timeout_seconds
 
     async def send() -> None:
-        fut = await exports_topic.send(key=key.encode(), value=value)
-        await fut
+        # The event carries the request's trace: the intake and the run continue it.
+        attributes = {"messaging.message.id": key}
+        with tracing.span("send exports", kind=SpanKind.PRODUCER, attributes=attributes):
+            headers = tracing.kafka_headers()
+            fut = await exports_topic.send(key=key.encode(), value=value, headers=headers)
+            await fut
 
     sending = asyncio.ensure_future(send())
     try:

@@ -11,6 +11,7 @@ from core.deps import Deps
 from core.models import ErrorInfo, ExportRecord, PlannedUploads, Status
 from exporters.registry import get_spec
 from exporters.runner import load_context, planned_keys
+from tests.agents.conftest import SentEvents
 from tests.fakes import InMemorySource, InMemoryStore, seed
 from topics.definitions import status_store
 
@@ -104,7 +105,7 @@ async def test_while_s3_is_away_one_pass_tries_one_clean_up(
 
 
 async def test_a_running_export_shows_its_rate_and_time_left(
-    deps: Deps, monkeypatch: pytest.MonkeyPatch
+    deps: Deps, monkeypatch: pytest.MonkeyPatch, sent_events: SentEvents
 ) -> None:
     """rowsPerSecond and etaSeconds are written with each progress report while TRIGGERED;
     the ended record keeps the run's average rate and no time left."""
@@ -140,3 +141,4 @@ async def test_a_running_export_shows_its_rate_and_time_left(
     assert final.rows_per_second > 0
     public = final.to_public()
     assert {"rowsPerSecond", "etaSeconds"} <= set(public)
+    assert [m["key"] for m in sent_events.messages] == [b"rate-1"]

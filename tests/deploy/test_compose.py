@@ -22,6 +22,7 @@ from devstack.demo import write_demo_dataset
 from tests.deploy.conftest import COMPOSE_FILE, CREDENTIALS, ROOT, SETTING_NAMES
 
 SERVICES = {"kafka", "mongo", "minio", "init", "service"}
+OPTIONAL_SERVICES = {"jaeger"}  # behind a profile: `docker compose --profile tracing up`
 # What the stack cannot work without: where the dependencies are and what they are called.
 REQUIRED_SETTINGS = {
     "KAFKA_BROKER_URL",
@@ -76,7 +77,10 @@ def host_port(url: str) -> tuple[str, int]:
 
 
 def test_the_stack_has_its_five_services(services: dict[str, dict[str, Any]]) -> None:
-    assert set(services) == SERVICES
+    default = {name for name, service in services.items() if not service.get("profiles")}
+    assert default == SERVICES
+    assert set(services) - default == OPTIONAL_SERVICES
+    assert services["jaeger"]["profiles"] == ["tracing"]
 
 
 def test_every_image_is_pinned_by_tag(services: dict[str, dict[str, Any]]) -> None:
@@ -168,12 +172,14 @@ def test_service_environment_is_made_of_real_settings(
     services: dict[str, dict[str, Any]],
 ) -> None:
     env = environment(services["service"])
-    assert set(env) - SETTING_NAMES == set(), "not a setting in core/settings.py"
+    # OpenTelemetry's own variables configure tracing (core/tracing.py reads them).
+    settings_env = {k: v for k, v in env.items() if not k.startswith("OTEL_")}
+    assert set(settings_env) - SETTING_NAMES == set(), "not a setting in core/settings.py"
     assert REQUIRED_SETTINGS - set(env) == set(), "the compose stack needs these"
     assert env["WEB_HOST"] == "0.0.0.0"
     assert env["WEB_PORT"] == "6066"
     # The values parse: what the worker will see at start-up.
-    settings = Settings.model_validate({k.lower(): v for k, v in env.items()})
+    settings = Settings.model_validate({k.lower(): v for k, v in settings_env.items()})
     assert settings.web_port == 6066
     assert settings.jwt_verification_key(), "the demo needs a JWT key to mint tokens with"
 

@@ -286,7 +286,7 @@ class _AcceptingTopic:
     def __init__(self) -> None:
         self.sent: list[bytes] = []
 
-    async def send(self, *, key: bytes, value: bytes) -> _SentFuture:
+    async def send(self, *, key: bytes, value: bytes, headers: Any = None) -> _SentFuture:
         self.sent.append(value)
         return _SentFuture()
 

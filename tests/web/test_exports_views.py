@@ -246,7 +246,7 @@ async def test_with_the_broker_away_a_request_is_refused_at_once_and_not_recorde
 class _SilentTopic:
     """A broker that takes the event and never acknowledges it."""
 
-    async def send(self, *, key: bytes, value: bytes) -> asyncio.Future[None]:
+    async def send(self, *, key: bytes, value: bytes, headers: Any = None) -> asyncio.Future[None]:
         return asyncio.get_running_loop().create_future()
 
 
