@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-stack bench-status soak soak-crash setup clean
+.PHONY: run test lint bench bench-stack bench-status bench-tracing soak soak-crash setup clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ bench: $(STAMP)
 	$(PY) -m devstack prepare
 	$(PY) -m bench.stack_export --users 100000 --results stack_export_100k.json
 	$(PY) -m bench.status_load --results status_load_100k.json
+	$(PY) -m bench.tracing_cost
+
+## make bench-tracing: the entries export with tracing off, on, and without tracing code
+bench-tracing: $(STAMP)
+	$(PY) -m bench.tracing_cost $(BENCH_TRACING_ARGS)
 
 ## make bench-status: a worker whose status table holds 100k records (1,000 campaigns):
 ## recovery, POST/GET p99, intake rate, idle CPU, each beside a baseline from the same run
