@@ -317,7 +317,10 @@ def test_watch_progress_and_cancel_a_running_export(
         return row if status == "TRIGGERED" and "rows/s" in rate and "ETA" in rate else None
 
     row = console.wait(running, 90, "progress with rate and ETA")
-    assert "/" in row.find_element(By.CSS_SELECTOR, ".progress-text").text
+    progress_text = row.find_element(By.CSS_SELECTOR, ".progress-text").text
+    assert " documents (" in progress_text  # rows of the preliminary count, share from the ETA
+    bar = row.find_element(By.CSS_SELECTOR, "progress")
+    assert 0 <= float(bar.get_attribute("value") or "0") < 1
     assert "null" not in row.text
     assert console.by_id("live").is_displayed()
     console.shot("running-progress")

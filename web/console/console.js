@@ -585,9 +585,18 @@
     if (typeof total !== "number" || total <= 0) {
       return { fraction: null, text: `${fmtInt(rows)} rows`, indeterminate: record.status === "TRIGGERED" };
     }
-    // Multi-row types (one row per entry and market) can pass the preliminary count.
-    const fraction = Math.min(rows / total, 1);
-    return { fraction, text: `${fmtInt(rows)} / ${fmtInt(total)} (${Math.floor(fraction * 100)}%)` };
+    // Rows are not the unit of work (an entry in two markets gives two rows): the share
+    // done comes from the service's own estimate of the time left, as the CLI's bar does,
+    // and from rows over the preliminary count only until there is an estimate.
+    let fraction = Math.min(rows / total, 1);
+    const rate = record.rowsPerSecond;
+    const eta = record.etaSeconds;
+    if (typeof rate === "number" && rate > 0 && typeof eta === "number") {
+      const ran = rows / rate;
+      if (ran + eta > 0) fraction = Math.min(ran / (ran + eta), 1);
+    }
+    const percent = Math.floor(fraction * 100);
+    return { fraction, text: `${fmtInt(rows)} rows of ${fmtInt(total)} documents (${percent}%)` };
   }
 
   function rateOf(record) {
