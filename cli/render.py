@@ -78,6 +78,8 @@ def export_summary(record: Mapping[str, Any]) -> None:
         rows.append(("time left", seconds(record.get("etaSeconds"))))
     if error:
         rows.append(("error", f"{error.get('code')}: {error.get('message')}"))
+    if record.get("traceId"):
+        rows.append(("trace", str(record["traceId"])))
     for obj in record.get("objects") or []:
         rows.append(("object", f"{obj['key']} ({obj['size']:,} bytes, sha256 {obj['sha256']})"))
     for name, value in rows:

@@ -765,6 +765,8 @@
       ["Preliminary count", fmtInt(record.totalCount)],
       ["Rows / skipped", `${fmtInt(record.rowCount)} / ${fmtInt(record.skippedCount)}`],
       ["Bucket", record.bucket || "–"],
+      // The trace that follows the export (OpenTelemetry): to look up in the tracing UI.
+      ["Trace id", el("code", { text: record.traceId || "–" })],
       record.error ? ["Error", `${record.error.code}: ${record.error.message}`] : null,
       record.deletedAt
         ? ["Deleted", el("span", {}, timeEl(record.deletedAt), ` by ${record.deletedBy || "?"}`)]
