@@ -6,6 +6,7 @@ import sys
 
 import agents.export_runner
 import agents.intake
+import web.asyncapi
 import web.ccpa
 import web.console
 import web.exports

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, Valida
 
 from core.app import app
 from core.errors import AuthNotConfigured, Forbidden, Unauthenticated
+from core.ids import REQUESTER_MAX_LENGTH
 from core.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -43,7 +44,8 @@ class Claims(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    sub: StrictStr = Field(min_length=1, max_length=256)
+    # It becomes the `requestedBy` of the events a REST request publishes.
+    sub: StrictStr = Field(min_length=1, max_length=REQUESTER_MAX_LENGTH)
     permissions: dict[StrictStr, list[StrictStr]] = Field(default_factory=dict)
     supreme: StrictBool = False
 

@@ -9,6 +9,8 @@ import faust
 from aiohttp import web
 
 from core.app import app
+from web.bodies import Heartbeat as HeartbeatBody
+from web.bodies import Readiness
 from web.responses import ApiView, json_response
 
 blueprint = faust.web.Blueprint("health")
@@ -50,7 +52,7 @@ class Heartbeat(ApiView):
     """The process and its event loop answer."""
 
     async def get(self, request: web.Request) -> web.Response:
-        return json_response({"status": "ok"})
+        return json_response(HeartbeatBody())
 
 
 @blueprint.route("/ready", name="ready")
@@ -73,10 +75,10 @@ class Ready(ApiView):
             probes.append(_check("s3", deps.store.ping(app.settings.s3_bucket_exports)))
         checks.update(await asyncio.gather(*probes))
         ready = all(v is None for v in checks.values())
-        body = {
-            "status": "ready" if ready else "not ready",
-            "checks": {k: ("ok" if v is None else v) for k, v in checks.items()},
-        }
+        body = Readiness(
+            status="ready" if ready else "not ready",
+            checks={k: ("ok" if v is None else v) for k, v in checks.items()},
+        )
         return json_response(body, status=200 if ready else 503)
 
 

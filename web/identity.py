@@ -7,6 +7,7 @@ from aiohttp import web
 
 from core.app import app
 from web.auth import REPORT, authenticate
+from web.bodies import Identity
 from web.responses import ApiView, json_response
 
 blueprint = faust.web.Blueprint("identity")
@@ -20,7 +21,7 @@ class Me(ApiView):
         principal = authenticate(request)
         campaigns = sorted(c for c, perms in principal.permissions.items() if REPORT in perms)
         return json_response(
-            {"sub": principal.sub, "supreme": principal.supreme, "campaigns": campaigns}
+            Identity(sub=principal.sub, supreme=principal.supreme, campaigns=campaigns)
         )
 
 

@@ -1,15 +1,16 @@
 """The OpenAPI 3.1 document of the REST API, served at GET /openapi.json.
 
-Paths and operations are written here; the export record, the per-type `params` and the
-export types come from the code (`ExportRecord`, the spec registry), so they cannot drift.
-A test checks that every registered route is documented and every documented one exists.
+Paths and operations are written here; every schema comes from the code: the export record,
+the CCPA request, the answers the views build (web/bodies.py), the per-type `params` and the
+export types (the spec registry), the ids and the query parameters (core/ids.py,
+web/requests.py), so they cannot drift. A test checks that every registered route is
+documented and every documented one exists.
 """
 
 from __future__ import annotations
 
 import copy
 from functools import cache
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import faust
@@ -17,101 +18,33 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from core.app import app
-from core.models import CcpaRequest, CcpaStatus, ExportRecord, Status
+from core.ids import Id
+from core.schemas import (
+    Schema,
+    ccpa_request_schema,
+    export_record_schema,
+    export_type_alternatives,
+    model_schema,
+    ref,
+    referenced_only,
+    service_version,
+    type_schema,
+)
 from exporters.registry import SPECS
+from web.bodies import (
+    CcpaPage,
+    DownloadUrl,
+    ErrorBody,
+    ExportDownloads,
+    ExportPage,
+    Heartbeat,
+    Identity,
+    Readiness,
+)
+from web.requests import CcpaListQuery, ListQuery
 from web.responses import ApiView, json_response
 
 blueprint = faust.web.Blueprint("openapi")
-
-Schema = dict[str, Any]
-
-_REF = "#/components/schemas/{model}"
-ID_PATTERN = "^[A-Za-z0-9_.:-]{1,128}$"
-CURSOR_PATTERN = "^[A-Za-z0-9_-]{1,512}$"
-
-
-def _ref(name: str) -> Schema:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _untitled(schema: Any) -> Any:
-    """Pydantic's generated titles ("Campaignid") add nothing but noise."""
-    if isinstance(schema, dict):
-        return {k: _untitled(v) for k, v in schema.items() if k != "title"}
-    if isinstance(schema, list):
-        return [_untitled(v) for v in schema]
-    return schema
-
-
-def _model_schema(model: type[BaseModel], schemas: dict[str, Schema], **options: Any) -> Schema:
-    """The model's JSON schema; its nested definitions go to components.schemas."""
-    schema = model.model_json_schema(ref_template=_REF, **options)
-    for name, definition in schema.pop("$defs", {}).items():
-        schemas.setdefault(name, _untitled(definition))
-    return dict(_untitled(schema))
-
-
-def _export_record(schemas: dict[str, Schema]) -> Schema:
-    """ExportRecord as `to_public()` writes it: every public field, always present."""
-    schema = _model_schema(ExportRecord, schemas, mode="serialization", by_alias=True)
-    public = list(ExportRecord(id="x", campaign_id="c", export_type="t").to_public())
-    schema["properties"] = {k: v for k, v in schema["properties"].items() if k in public}
-    for prop in schema["properties"].values():
-        prop.pop("default", None)
-    schema["required"] = public
-    return schema
-
-
-def _ccpa_request(schemas: dict[str, Schema]) -> Schema:
-    """CcpaRequest as `to_public()` writes it."""
-    schema = _model_schema(CcpaRequest, schemas, mode="serialization", by_alias=True)
-    public = list(CcpaRequest(request_id="r", user_id="u").to_public())
-    schema["properties"] = {k: v for k, v in schema["properties"].items() if k in public}
-    for prop in schema["properties"].values():
-        prop.pop("default", None)
-    schema["required"] = public
-    return schema
-
-
-def _create_request(schemas: dict[str, Schema]) -> Schema:
-    """One alternative per export type, each with that type's own params schema."""
-    alternatives = []
-    for spec in SPECS:
-        params_name = spec.params.__name__
-        if params_name not in schemas:
-            schemas[params_name] = _model_schema(spec.params, schemas)
-        params = schemas[params_name]
-        alternatives.append(
-            {
-                "type": "object",
-                "description": spec.description or spec.name,
-                "properties": {"exportType": {"const": spec.name}, "params": _ref(params_name)},
-                "required": ["exportType", "params"] if params.get("required") else ["exportType"],
-                "additionalProperties": False,
-            }
-        )
-    return {"oneOf": alternatives}
-
-
-def _error_schema() -> Schema:
-    return {
-        "type": "object",
-        "description": "Every error answer (SPEC §5).",
-        "properties": {
-            "error": {
-                "type": "object",
-                "properties": {
-                    "code": {"type": "string", "examples": ["INVALID_REQUEST"]},
-                    "message": {"type": "string"},
-                    "details": {"type": "object"},
-                },
-                "required": ["code", "message", "details"],
-                "additionalProperties": False,
-            }
-        },
-        "required": ["error"],
-        "additionalProperties": False,
-    }
 
 
 def _json(schema: Schema, description: str, **extra: Any) -> Schema:
@@ -123,7 +56,7 @@ def _json(schema: Schema, description: str, **extra: Any) -> Schema:
 
 
 def _error(description: str, **extra: Any) -> Schema:
-    return _json(_ref("Error"), description, **extra)
+    return _json(ref("Error"), description, **extra)
 
 
 def _responses() -> dict[str, Schema]:
@@ -153,46 +86,45 @@ def _responses() -> dict[str, Schema]:
     }
 
 
-def _parameters() -> dict[str, Schema]:
+def _query_schema(model: type[BaseModel], name: str, schemas: dict[str, Schema]) -> Schema:
+    """A query model's field as a parameter schema: a missing parameter is the default, so
+    the `null` alternative of an optional field is left out."""
+    schema = dict(model_schema(model, schemas)["properties"][name])
+    alternatives = schema.pop("anyOf", None)
+    if alternatives is not None:
+        (kept,) = [a for a in alternatives if a != {"type": "null"}]
+        schema = {**kept, **schema}
+        if schema.get("default", "") is None:
+            del schema["default"]
+    return schema
+
+
+def _parameters(schemas: dict[str, Schema]) -> dict[str, Schema]:
     def path_id(name: str, description: str) -> Schema:
         return {
             "name": name,
             "in": "path",
             "required": True,
             "description": description,
-            "schema": {"type": "string", "pattern": ID_PATTERN},
+            "schema": type_schema(Id),
         }
+
+    def query(name: str, schema: Schema) -> Schema:
+        description = schema.pop("description", None)
+        parameter = {"name": name, "in": "query", "required": False, "schema": schema}
+        return parameter if description is None else {**parameter, "description": description}
 
     return {
         "CampaignId": path_id("campaignId", "campaign id"),
         "ExportId": path_id("exportId", "export id"),
         "UserId": path_id("userId", "user id (the entries' userId)"),
         "RequestId": path_id("requestId", "CCPA deletion request id"),
-        "Status": {
-            "name": "status",
-            "in": "query",
-            "required": False,
-            "schema": _ref("Status"),
-        },
-        "ExportType": {
-            "name": "exportType",
-            "in": "query",
-            "required": False,
-            "schema": _ref("ExportType"),
-        },
-        "Limit": {
-            "name": "limit",
-            "in": "query",
-            "required": False,
-            "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
-        },
-        "Cursor": {
-            "name": "cursor",
-            "in": "query",
-            "required": False,
-            "description": "`next` of the previous page (opaque)",
-            "schema": {"type": "string", "pattern": CURSOR_PATTERN},
-        },
+        "Status": query("status", _query_schema(ListQuery, "status", schemas)),
+        # The registered types: ListQuery parses any name, the view refuses unknown ones.
+        "ExportType": query("exportType", ref("ExportType")),
+        "Limit": query("limit", _query_schema(ListQuery, "limit", schemas)),
+        "Cursor": query("cursor", _query_schema(ListQuery, "cursor", schemas)),
+        "CcpaStatus": query("status", _query_schema(CcpaListQuery, "status", schemas)),
     }
 
 
@@ -214,12 +146,12 @@ def _paths() -> dict[str, Schema]:
                 "summary": "Request an export of the campaign",
                 "requestBody": {
                     "required": True,
-                    "content": {"application/json": {"schema": _ref("CreateExportRequest")}},
+                    "content": {"application/json": {"schema": ref("CreateExportRequest")}},
                 },
                 "responses": {
-                    "202": _json(_ref("ExportRecord"), "accepted: the new export, PENDING"),
+                    "202": _json(ref("ExportRecord"), "accepted: the new export, PENDING"),
                     "200": _json(
-                        _ref("ExportRecord"),
+                        ref("ExportRecord"),
                         "duplicate: the PENDING or TRIGGERED export with the same campaign, "
                         "type, params and UTC day",
                     ),
@@ -244,7 +176,7 @@ def _paths() -> dict[str, Schema]:
                     _param("Cursor"),
                 ],
                 "responses": {
-                    "200": _json(_ref("ExportPage"), "a page of exports"),
+                    "200": _json(ref("ExportPage"), "a page of exports"),
                     "400": _resp("BadRequest"),
                     "401": _resp("Unauthenticated"),
                     "403": _resp("Forbidden"),
@@ -258,7 +190,7 @@ def _paths() -> dict[str, Schema]:
                 "operationId": "getExport",
                 "summary": "One export; presigned download URLs when FINISHED",
                 "responses": {
-                    "200": _json(_ref("ExportWithDownloads"), "the export"),
+                    "200": _json(ref("ExportWithDownloads"), "the export"),
                     "400": _resp("BadRequest"),
                     "401": _resp("Unauthenticated"),
                     "403": _resp("Forbidden"),
@@ -274,7 +206,7 @@ def _paths() -> dict[str, Schema]:
                 "summary": "Cancel a PENDING or TRIGGERED export: a running one stops, its "
                 "uploads are aborted, it ends CANCELLED and `export.cancelled` is published",
                 "responses": {
-                    "200": _json(_ref("ExportRecord"), "the export, CANCELLED"),
+                    "200": _json(ref("ExportRecord"), "the export, CANCELLED"),
                     "400": _resp("BadRequest"),
                     "401": _resp("Unauthenticated"),
                     "403": _resp("Forbidden"),
@@ -294,7 +226,7 @@ def _paths() -> dict[str, Schema]:
                 "summary": "Delete the files of every non-exempt FINISHED export of every "
                 "campaign the user has entries in (supreme only; runs in the export queue)",
                 "responses": {
-                    "202": _json(_ref("CcpaRequest"), "accepted: the deletion request, PENDING"),
+                    "202": _json(ref("CcpaRequest"), "accepted: the deletion request, PENDING"),
                     "400": _resp("BadRequest"),
                     "401": _resp("Unauthenticated"),
                     "403": _error("FORBIDDEN: a supreme token is required"),
@@ -306,18 +238,9 @@ def _paths() -> dict[str, Schema]:
             "get": {
                 "operationId": "listCcpaRequests",
                 "summary": "Every CCPA deletion request, newest first (supreme only)",
-                "parameters": [
-                    {
-                        "name": "status",
-                        "in": "query",
-                        "required": False,
-                        "schema": _ref("CcpaStatus"),
-                    },
-                    _param("Limit"),
-                    _param("Cursor"),
-                ],
+                "parameters": [_param("CcpaStatus"), _param("Limit"), _param("Cursor")],
                 "responses": {
-                    "200": _json(_ref("CcpaPage"), "a page of deletion requests"),
+                    "200": _json(ref("CcpaPage"), "a page of deletion requests"),
                     "400": _resp("BadRequest"),
                     "401": _resp("Unauthenticated"),
                     "403": _error("FORBIDDEN: a supreme token is required"),
@@ -331,7 +254,7 @@ def _paths() -> dict[str, Schema]:
                 "summary": "The caller as its token says: subject, supreme, and the campaigns "
                 "it holds REPORT on (a supreme caller may use any campaign)",
                 "responses": {
-                    "200": _json(_ref("Identity"), "the caller"),
+                    "200": _json(ref("Identity"), "the caller"),
                     "401": _resp("Unauthenticated"),
                     "503": _resp("Unavailable"),
                 },
@@ -343,7 +266,7 @@ def _paths() -> dict[str, Schema]:
                 "operationId": "getCcpaRequest",
                 "summary": "A CCPA deletion request: its status and, when COMPLETED, its summary",
                 "responses": {
-                    "200": _json(_ref("CcpaRequest"), "the deletion request"),
+                    "200": _json(ref("CcpaRequest"), "the deletion request"),
                     "400": _resp("BadRequest"),
                     "401": _resp("Unauthenticated"),
                     "403": _error("FORBIDDEN: a supreme token is required"),
@@ -357,7 +280,7 @@ def _paths() -> dict[str, Schema]:
                 "operationId": "heartbeat",
                 "summary": "Liveness: the process and its event loop answer",
                 "security": open_access,
-                "responses": {"200": _json(_ref("Heartbeat"), "alive")},
+                "responses": {"200": _json(ref("Heartbeat"), "alive")},
             }
         },
         "/ready": {
@@ -367,8 +290,8 @@ def _paths() -> dict[str, Schema]:
                 "table recovered, MongoDB and S3 reachable",
                 "security": open_access,
                 "responses": {
-                    "200": _json(_ref("Readiness"), "ready"),
-                    "503": _json(_ref("Readiness"), "not ready, with the failing checks"),
+                    "200": _json(ref("Readiness"), "ready"),
+                    "503": _json(ref("Readiness"), "not ready, with the failing checks"),
                 },
             }
         },
@@ -394,79 +317,51 @@ def _paths() -> dict[str, Schema]:
                 "responses": {"200": _json({"type": "object"}, "the OpenAPI 3.1 document")},
             }
         },
+        "/asyncapi.json": {
+            "get": {
+                "operationId": "asyncapi",
+                "summary": "The AsyncAPI 3 document of the Kafka interface: the request events "
+                "on the exports topic, the result events on export-events, the DLQ",
+                "security": open_access,
+                "responses": {"200": _json({"type": "object"}, "the AsyncAPI 3.0 document")},
+            }
+        },
     }
+
+
+def _schemas() -> dict[str, Schema]:
+    schemas: dict[str, Schema] = {}
+    schemas["ExportRecord"] = export_record_schema(schemas)
+    schemas["CreateExportRequest"] = {
+        "oneOf": export_type_alternatives(SPECS, schemas, closed=True)
+    }
+    schemas["CcpaRequest"] = ccpa_request_schema(schemas)
+    schemas["ExportType"] = {"type": "string", "enum": [spec.name for spec in SPECS]}
+    schemas["ExportWithDownloads"] = {
+        "allOf": [
+            ref("ExportRecord"),
+            model_schema(ExportDownloads, schemas, mode="serialization", by_alias=True),
+        ]
+    }
+    answers: tuple[tuple[str, type[BaseModel]], ...] = (
+        ("Error", ErrorBody),
+        ("DownloadUrl", DownloadUrl),
+        ("ExportPage", ExportPage),
+        ("CcpaPage", CcpaPage),
+        ("Identity", Identity),
+        ("Heartbeat", Heartbeat),
+        ("Readiness", Readiness),
+    )
+    for name, model in answers:
+        schemas[name] = model_schema(model, schemas, mode="serialization", by_alias=True)
+    return schemas
 
 
 def _components() -> Schema:
-    schemas: dict[str, Schema] = {}
-    schemas["ExportRecord"] = _export_record(schemas)
-    schemas["CreateExportRequest"] = _create_request(schemas)
-    schemas["CcpaRequest"] = _ccpa_request(schemas)
-    schemas["ExportType"] = {"type": "string", "enum": [spec.name for spec in SPECS]}
-    schemas["Status"] = {"type": "string", "enum": [s.value for s in Status]}
-    schemas["Error"] = _error_schema()
-    schemas["DownloadUrl"] = {
-        "type": "object",
-        "properties": {"key": {"type": "string"}, "url": {"type": "string"}},
-        "required": ["key", "url"],
-    }
-    schemas["ExportWithDownloads"] = {
-        "allOf": [
-            _ref("ExportRecord"),
-            {
-                "type": "object",
-                "properties": {
-                    "downloadUrls": {
-                        "type": "array",
-                        "description": "only when FINISHED: one presigned GET per object",
-                        "items": _ref("DownloadUrl"),
-                    }
-                },
-            },
-        ]
-    }
-    schemas["ExportPage"] = {
-        "type": "object",
-        "properties": {
-            "items": {"type": "array", "items": _ref("ExportRecord")},
-            "next": {"type": ["string", "null"], "description": "cursor of the next page"},
-        },
-        "required": ["items", "next"],
-        "additionalProperties": False,
-    }
-    schemas["CcpaStatus"] = {"type": "string", "enum": [s.value for s in CcpaStatus]}
-    schemas["CcpaPage"] = {
-        "type": "object",
-        "properties": {
-            "items": {"type": "array", "items": _ref("CcpaRequest")},
-            "next": {"type": ["string", "null"], "description": "cursor of the next page"},
-        },
-        "required": ["items", "next"],
-        "additionalProperties": False,
-    }
-    schemas["Identity"] = {
-        "type": "object",
-        "properties": {
-            "sub": {"type": "string"},
-            "supreme": {"type": "boolean"},
-            "campaigns": {"type": "array", "items": {"type": "string"}},
-        },
-        "required": ["sub", "supreme", "campaigns"],
-        "additionalProperties": False,
-    }
-    schemas["Heartbeat"] = {
-        "type": "object",
-        "properties": {"status": {"const": "ok"}},
-        "required": ["status"],
-    }
-    schemas["Readiness"] = {
-        "type": "object",
-        "properties": {
-            "status": {"enum": ["ready", "not ready"]},
-            "checks": {"type": "object", "additionalProperties": {"type": "string"}},
-        },
-        "required": ["status", "checks"],
-    }
+    schemas = _schemas()
+    parameters = _parameters(schemas)
+    responses = _responses()
+    paths = _paths()
     return {
         "securitySchemes": {
             "bearerAuth": {
@@ -479,17 +374,11 @@ def _components() -> Schema:
                 ),
             }
         },
-        "schemas": schemas,
-        "parameters": _parameters(),
-        "responses": _responses(),
+        # What a model nests but no answer shows (a record's run bookkeeping) is left out.
+        "schemas": referenced_only(schemas, paths, parameters, responses),
+        "parameters": parameters,
+        "responses": responses,
     }
-
-
-def _service_version() -> str:
-    try:
-        return version("export-service")
-    except PackageNotFoundError:
-        return "0.0.0"
 
 
 @cache
@@ -498,7 +387,7 @@ def _document() -> Schema:
         "openapi": "3.1.0",
         "info": {
             "title": "export-service",
-            "version": _service_version(),
+            "version": service_version(),
             "description": (
                 "Exports of campaign data to S3, requested over REST or Kafka. Errors are "
                 '`{"error": {"code", "message", "details"}}`.'

@@ -7,27 +7,35 @@ import binascii
 import datetime as dt
 import re
 from collections.abc import Collection, Mapping
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import orjson
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from core.errors import InvalidParams, InvalidRequest, UnknownExportType
+from core.ids import ExportTypeName, is_id
 from core.models import CcpaStatus, Status
 
-_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+CURSOR_MAX_LENGTH = 512
+CURSOR_PATTERN = rf"^[A-Za-z0-9_-]{{1,{CURSOR_MAX_LENGTH}}}$"
+Cursor = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=CURSOR_MAX_LENGTH, pattern=CURSOR_PATTERN),
+]
+"""`next` of the previous page: unpadded URL-safe base64 (encode_cursor)."""
+_CURSOR_RE = re.compile(CURSOR_PATTERN)
 
 
 class CreateExportBody(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    export_type: str = Field(alias="exportType", min_length=1, max_length=64)
+    export_type: ExportTypeName = Field(alias="exportType")
     params: dict[str, Any] = Field(default_factory=dict)
 
 
 def validated_id(value: str, *, name: str) -> str:
-    if not _ID_RE.match(value):
+    if not is_id(value):
         raise InvalidRequest(f"invalid {name}", details={name: value[:200]})
     return value
 
@@ -64,16 +72,13 @@ def check_params(model: type[BaseModel], params: dict[str, Any], *, export_type:
         ) from exc
 
 
-_CURSOR_RE = re.compile(r"^[A-Za-z0-9_-]{1,512}$")
-
-
 class ListQuery(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     status: Status | None = None
-    export_type: str | None = Field(None, alias="exportType", max_length=64)
+    export_type: ExportTypeName | None = Field(None, alias="exportType")
     limit: int = Field(50, ge=1, le=200)
-    cursor: str | None = Field(None, max_length=512)
+    cursor: Cursor | None = Field(None, description="`next` of the previous page (opaque)")
 
 
 class CcpaListQuery(BaseModel):
@@ -81,7 +86,7 @@ class CcpaListQuery(BaseModel):
 
     status: CcpaStatus | None = None
     limit: int = Field(50, ge=1, le=200)
-    cursor: str | None = Field(None, max_length=512)
+    cursor: Cursor | None = Field(None, description="`next` of the previous page (opaque)")
 
 
 _Query = TypeVar("_Query", bound=BaseModel)
@@ -120,7 +125,7 @@ def encode_cursor(created_at: dt.datetime, export_id: str) -> str:
 def decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
     """The position `encode_cursor` wrote; 400 INVALID_REQUEST for anything else."""
     invalid = InvalidRequest("invalid cursor", details={"cursor": cursor[:100]})
-    if not _CURSOR_RE.match(cursor):
+    if not _CURSOR_RE.fullmatch(cursor):
         raise invalid
     try:
         decoded = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
@@ -138,7 +143,7 @@ def decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
     except ValueError as exc:
         raise invalid from exc
     # A naive time could not be compared with the records' aware ones.
-    if created.utcoffset() is None or not _ID_RE.match(export_id):
+    if created.utcoffset() is None or not is_id(export_id):
         raise invalid
     return created, export_id
 

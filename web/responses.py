@@ -9,8 +9,10 @@ from typing import Any
 import faust
 import orjson
 from aiohttp import web
+from pydantic import BaseModel
 
 from core.errors import ExportServiceError
+from web.bodies import ErrorBody, ErrorDetail
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +33,9 @@ SECURITY_HEADERS: Mapping[str, str] = {
 def json_response(
     body: Any, *, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> web.Response:
+    """`body` as JSON; a model (web/bodies.py) is written by its aliases."""
+    if isinstance(body, BaseModel):
+        body = body.model_dump(by_alias=True)
     return web.Response(body=orjson.dumps(body), status=status, content_type=JSON, headers=headers)
 
 
@@ -44,7 +49,7 @@ def error_response(
 ) -> web.Response:
     """`{"error": {"code", "message", "details"}}` (SPEC §5)."""
     return json_response(
-        {"error": {"code": code, "message": message, "details": details or {}}},
+        ErrorBody(error=ErrorDetail(code=code, message=message, details=details or {})),
         status=status,
         headers=headers,
     )

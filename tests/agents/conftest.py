@@ -29,3 +29,13 @@ def sent_events(monkeypatch: pytest.MonkeyPatch) -> SentEvents:
     sent = SentEvents()
     monkeypatch.setattr(export_events_topic, "send", sent.send)
     return sent
+
+
+@pytest.fixture(autouse=True)
+def empty_status_table(finalized_app: object) -> None:
+    """Each agent test starts from an empty status table: records other tests left (views
+    seed terminal records that were never announced) must not become this test's work."""
+    from topics.definitions import status_store
+
+    status_store._table.clear()
+    status_store.rebuild()

@@ -10,6 +10,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +19,10 @@ from typing import Any, TypeVar
 import orjson
 import pytest
 
+from core.asyncapi import DEAD_LETTERS, EXPORT_EVENTS, EXPORTS, default_topic, topic_setting
 from devstack.stack import LocalStack
 from devstack.worker import WorkerExited, WorkerProcess, free_port
+from tests.contract import EventContract
 from tests.e2e.expected import DATA
 from web.devtoken import mint_token
 
@@ -118,16 +121,20 @@ def big_campaign(stack: LocalStack) -> int:
     return 2 * BIG_ENTRIES
 
 
+# The AsyncAPI channel of each topic the tests produce to or consume from: the default
+# names, and the topics of every dedicated_env. Any other topic (a table's changelog) is
+# not part of the interface and is not checked.
+CHANNELS = (EXPORTS, EXPORT_EVENTS, DEAD_LETTERS)
+_CHANNEL_OF_TOPIC = {default_topic(channel): channel for channel in CHANNELS}
+
+
 def dedicated_env(name: str) -> dict[str, str]:
     """Settings for a worker of its own: its own consumer group, status table changelog and
     topics, so that the session worker neither shares its partition nor runs its requests."""
     suffix = f"{name}-{uuid.uuid4().hex[:8]}"
-    return {
-        "APP_ID": f"export-service-{suffix}",
-        "TOPIC_EXPORTS": f"exports-{suffix}",
-        "TOPIC_EXPORT_EVENTS": f"export-events-{suffix}",
-        "TOPIC_DLQ": f"exports-dlq-{suffix}",
-    }
+    topics = {topic_setting(channel): f"{default_topic(channel)}-{suffix}" for channel in CHANNELS}
+    _CHANNEL_OF_TOPIC.update({topics[topic_setting(channel)]: channel for channel in CHANNELS})
+    return {"APP_ID": f"export-service-{suffix}", **topics}
 
 
 def _json_or_text(body: bytes) -> Any:
@@ -185,6 +192,10 @@ class Worker:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
+_LIVE_WORKERS: list[Worker] = []
+"""Every worker spawned and not stopped, newest last: where the AsyncAPI document is read."""
+
+
 def spawn_worker(stack: LocalStack, workdir: Path, **extra_env: str) -> Worker:
     """Start a worker process and return at once (see start_worker)."""
     port = free_port()
@@ -196,7 +207,9 @@ def spawn_worker(stack: LocalStack, workdir: Path, **extra_env: str) -> Worker:
         **extra_env,
     }
     handle = WorkerProcess.spawn(env, workdir / f"worker-{port}.log", port=port, log_level="info")
-    return Worker(handle.process, handle.base_url, handle.log_path)
+    worker = Worker(handle.process, handle.base_url, handle.log_path)
+    _LIVE_WORKERS.append(worker)
+    return worker
 
 
 def start_worker(
@@ -215,6 +228,54 @@ def start_worker(
 
 def stop_worker(worker: Worker) -> None:
     WorkerProcess(worker.process, 0, worker.log_path).stop()
+    if worker in _LIVE_WORKERS:
+        _LIVE_WORKERS.remove(worker)
+
+
+def _served_document(workers: list[Worker]) -> dict[str, Any] | None:
+    """/asyncapi.json of the newest of `workers` that answers."""
+    for worker in reversed(workers):
+        if worker.process.poll() is not None:
+            continue
+        try:
+            status, body = worker.request("GET", "/asyncapi.json", token="")
+        except OSError:  # not listening yet
+            continue
+        if status == 200 and isinstance(body, dict):
+            return body
+    return None
+
+
+_SERVED_CONTRACT: list[EventContract] = []
+
+
+def served_contract() -> EventContract:
+    """The AsyncAPI document a live worker serves at /asyncapi.json (what users get; read
+    once a session: every worker runs the same code)."""
+    if not _SERVED_CONTRACT:
+        document = wait_for(
+            lambda: _served_document(_LIVE_WORKERS),
+            timeout=60,
+            what="a live worker to serve /asyncapi.json",
+        )
+        _SERVED_CONTRACT.append(EventContract(document))
+    return _SERVED_CONTRACT[0]
+
+
+def contract_of(worker: Worker) -> Callable[[], EventContract]:
+    """The AsyncAPI document `worker` serves, read when first needed (a worker started
+    otherwise than by spawn_worker)."""
+    read: list[EventContract] = []
+
+    def contract() -> EventContract:
+        if not read:
+            document = wait_for(
+                lambda: _served_document([worker]), timeout=60, what="/asyncapi.json"
+            )
+            read.append(EventContract(document))
+        return read[0]
+
+    return contract
 
 
 @pytest.fixture(scope="session")
@@ -240,28 +301,74 @@ def s3(stack: LocalStack) -> Any:
 
 @pytest.fixture
 def kafka(stack: LocalStack) -> Iterator[KafkaClient]:
-    client = KafkaClient(stack.bootstrap_servers)
+    client = KafkaClient(stack.bootstrap_servers, served_contract)
     yield client
     client.close()
 
 
 class KafkaClient:
-    """An upstream/downstream system: confluent-kafka (librdkafka), not the service's client."""
+    """An upstream/downstream system: confluent-kafka (librdkafka), not the service's client.
 
-    def __init__(self, bootstrap: str) -> None:
+    Every message it produces, and every message it reads from a documented topic (the
+    exports topic, export-events, the DLQ), is checked against the AsyncAPI document the
+    worker serves: a message that is not exactly one of its channel's messages fails the
+    test. A test that sends a bad event on purpose says so (`invalid=True`), and the
+    document must refuse it.
+    """
+
+    def __init__(self, bootstrap: str, contract: Callable[[], EventContract]) -> None:
         from confluent_kafka import Producer
 
         self.bootstrap = bootstrap
         self.producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
         self._consumers: list[Any] = []
+        self._contract = contract
+        self.checked: Counter[str] = Counter()
+        """How many messages of each name (`export.finished`, ...) were checked."""
 
-    def produce(self, topic: str, value: bytes, key: bytes | None = None) -> None:
+    def _channel(self, topic: str) -> str | None:
+        return _CHANNEL_OF_TOPIC.get(topic)
+
+    def produce(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None = None,
+        *,
+        headers: list[tuple[str, str | bytes | None]] | None = None,
+        invalid: bool = False,
+    ) -> None:
+        """Publish one message; unless `invalid`, it must be valid per the document, and
+        with `invalid` it must not be (the event a DLQ test sends)."""
+        channel = self._channel(topic)
+        assert channel is not None, f"{topic} is not a topic of the AsyncAPI document"
+        contract = self._contract()
+        if invalid:
+            assert contract.refuses(channel, value, key=key, headers=headers), (
+                f"marked invalid, but the document accepts it: {value[:300]!r}"
+            )
+            self.checked["invalid"] += 1
+        else:
+            self.checked[contract.check(channel, value, key=key, headers=headers)] += 1
         errors: list[Any] = []
         self.producer.produce(
-            topic, value=value, key=key, on_delivery=lambda e, _m: errors.append(e)
+            topic, value=value, key=key, headers=headers, on_delivery=lambda e, _m: errors.append(e)
         )
         self.producer.flush(30)
         assert errors == [None], errors
+
+    def _poll(self, consumer: Any, timeout: float) -> Any:
+        """The next message (None on a time-out or an error), checked when documented."""
+        message = consumer.poll(timeout)
+        if message is None or message.error():
+            return None
+        channel = self._channel(message.topic())
+        if channel is not None:
+            name = self._contract().check(
+                channel, message.value(), key=message.key(), headers=message.headers()
+            )
+            self.checked[name] += 1
+        return message
 
     def consumer(self, topic: str) -> Any:
         from confluent_kafka import Consumer
@@ -282,14 +389,17 @@ class KafkaClient:
         self, consumer: Any, match: Callable[[dict[str, Any]], bool], *, timeout: float = 120
     ) -> dict[str, Any]:
         """The first JSON message on the consumer's topic for which `match` holds."""
+        return dict(orjson.loads(self.find_message(consumer, match, timeout=timeout).value()))
+
+    def find_message(
+        self, consumer: Any, match: Callable[[dict[str, Any]], bool], *, timeout: float = 120
+    ) -> Any:
+        """`find`, but the message itself (key, headers, value)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is None or message.error():
-                continue
-            body = orjson.loads(message.value())
-            if match(body):
-                return dict(body)
+            message = self._poll(consumer, 0.5)
+            if message is not None and match(orjson.loads(message.value())):
+                return message
         raise AssertionError("no matching message before the deadline")
 
     def collect(
@@ -307,8 +417,8 @@ class KafkaClient:
         """Every message (raw), until the topic is quiet for `idle` s."""
         quiet_since = time.monotonic()
         while time.monotonic() - quiet_since < idle:
-            message = consumer.poll(0.5)
-            if message is None or message.error():
+            message = self._poll(consumer, 0.5)
+            if message is None:
                 continue
             quiet_since = time.monotonic()
             yield message

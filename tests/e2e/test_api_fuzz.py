@@ -71,12 +71,13 @@ def run_schemathesis(worker: Worker, document: dict[str, Any]) -> RunReport:
                 "stateful": {"max-steps": STATEFUL_MAX_STEPS, "generation": {"max-examples": 10}}
             },
             # positive_data_acceptance wants every schema-valid request accepted, but a
-            # well-formed `cursor` the API never issued is rightly a 400: off for the listing.
+            # well-formed `cursor` the API never issued is rightly a 400: off for the listings.
             "operations": [
                 {
-                    "include-name": "GET /campaigns/{campaignId}/exports",
+                    "include-name": name,
                     "checks": {"positive_data_acceptance": {"enabled": False}},
                 }
+                for name in ("GET /campaigns/{campaignId}/exports", "GET /ccpa/requests")
             ],
         }
     )

@@ -195,7 +195,7 @@ def test_unusable_events_go_to_the_dead_letter_topic_with_the_original_bytes(
         else raw + marker
     )
     dlq = kafka.consumer("exports-dlq")
-    kafka.produce("exports", payload)
+    kafka.produce("exports", payload, invalid=True)  # the AsyncAPI document refuses it too
     message = kafka.find(dlq, lambda m: bytes.fromhex(m["originalHex"]) == payload)
     assert message["reason"] == reason
     assert message["origin"]["topic"] == "exports"

@@ -36,7 +36,7 @@ from core.topic_admin import TopicLayoutError, ensure_topics
 from core.wiring import open_deps
 from exporters.registry import get_spec
 from exporters.runner import count_source, load_context, run_export
-from tests.e2e.conftest import KafkaClient, Worker
+from tests.e2e.conftest import KafkaClient, Worker, contract_of
 from tests.e2e.expected import codes_rows, entries_rows, load
 from tests.integration.conftest import run_options
 
@@ -369,7 +369,7 @@ async def test_ensure_topics_refuses_an_existing_topic_with_three_partitions(
 def test_the_worker_exports_entries_requested_over_http(
     worker: Worker, s3: S3Client, kafka_bootstrap: str
 ) -> None:
-    kafka = KafkaClient(kafka_bootstrap)
+    kafka = KafkaClient(kafka_bootstrap, contract_of(worker))
     try:
         events = kafka.consumer("export-events")
         status, created = worker.request(

@@ -68,7 +68,7 @@ def use_settings(auth_settings: Settings) -> Any:
 
 
 async def test_open_endpoints_need_no_token(anon_client: Any) -> None:
-    for path in ("/heartbeat", "/ready", "/openapi.json"):
+    for path in ("/heartbeat", "/ready", "/openapi.json", "/asyncapi.json"):
         response = await anon_client.get(path)
         assert response.status == 200, path
 

@@ -28,6 +28,7 @@ def test_the_content_security_policy_allows_nothing() -> None:
         ("GET", "/heartbeat", 200, False),
         ("GET", "/ready", 200, False),
         ("GET", "/openapi.json", 200, False),
+        ("GET", "/asyncapi.json", 200, False),
         ("GET", "/campaigns/c1/exports", 200, True),
         ("GET", "/campaigns/c1/exports", 401, False),
         ("GET", "/campaigns/c1/exports/nope", 404, True),
