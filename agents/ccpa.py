@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from opentelemetry import trace
 from opentelemetry.trace import SpanKind, StatusCode
 
 from core import metrics, tracing
@@ -47,7 +46,7 @@ def _record_outcome(outcome: str) -> None:
 
 async def announce_ccpa(request: CcpaRequest) -> CcpaRequest:
     """Publish `ccpa.deletion_completed`, then mark the request announced."""
-    inside_run = trace.get_current_span().get_span_context().is_valid
+    inside_run = tracing.in_trace(request.trace_id)
     parent = None if inside_run else tracing.context_from_traceparent(request.trace_parent)
     with tracing.span(
         "send export-events",
@@ -150,6 +149,11 @@ async def run_ccpa(request: CcpaRequest) -> CcpaRequest:
         parent=tracing.context_from_traceparent(request.trace_parent),
         attributes={"ccpa.request_id": request.request_id, "ccpa.try": request.attempts + 1},
     ) as span:
+        if request.trace_id is None and tracing.trace_id_of() is not None:
+            # Recorded while tracing was off: the run's trace becomes the request's.
+            request = request.evolve(
+                trace_id=tracing.trace_id_of(), trace_parent=tracing.traceparent()
+            )
         final = await _run_ccpa(request)
         span.set_attribute("ccpa.status", final.status.value)
         if final.summary is not None:

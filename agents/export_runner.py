@@ -103,9 +103,10 @@ async def announce(record: ExportRecord) -> ExportRecord:
 
 
 def _trace_parent(record: ExportRecord) -> Context | None:
-    """Inside the run's span: None (it is the parent); elsewhere (an announcement retried
-    by the idle runner, after a restart) the request's context from the record."""
-    if trace.get_current_span().get_span_context().is_valid:
+    """Inside the export's own trace (its run): None, the current span is the parent.
+    Elsewhere (an announcement retried by the idle runner, a PENDING export cancelled by
+    a request of its own trace) the request's context from the record."""
+    if tracing.in_trace(record.trace_id):
         return None
     return tracing.context_from_traceparent(record.trace_parent)
 
@@ -220,7 +221,8 @@ async def _end(
     )
     status_store.put(final)
     _log_end(final)
-    span = trace.get_current_span()
+    # The run's span, not a cancel request's (ended from another trace).
+    span = trace.get_current_span() if tracing.in_trace(final.trace_id) else trace.INVALID_SPAN
     span.set_attributes(
         {
             "export.status": final.status.value,
@@ -354,14 +356,7 @@ async def run_one(record: ExportRecord) -> ExportRecord:
     as stopped cleanly (the try is not counted), and re-raises: the next start runs it.
     """
     request = tracing.context_from_traceparent(record.trace_parent)
-    if record.attempts == 0:
-        tracing.record_interval(
-            "export.queue_wait",
-            start=record.created_at,
-            end=utcnow(),
-            parent=request,
-            attributes={"export.id": record.id},
-        )
+    picked = utcnow()
     attributes = {
         "export.id": record.id,
         "export.type": record.export_type,
@@ -372,6 +367,20 @@ async def run_one(record: ExportRecord) -> ExportRecord:
         log_context(export_id=record.id, campaign_id=record.campaign_id),
         tracing.span("export.run", parent=request, attributes=attributes),
     ):
+        if record.attempts == 0:
+            # Beside the run under the request; under the run when no request is known.
+            tracing.record_interval(
+                "export.queue_wait",
+                start=record.created_at,
+                end=picked,
+                parent=request,
+                attributes={"export.id": record.id},
+            )
+        if record.trace_id is None and tracing.trace_id_of() is not None:
+            # Recorded while tracing was off: the run's trace becomes the export's.
+            record = record.evolve(
+                trace_id=tracing.trace_id_of(), trace_parent=tracing.traceparent()
+            )
         try:
             return await _run_one(record)
         except asyncio.CancelledError:

@@ -13,6 +13,7 @@ import httpx
 from cli.exit_codes import ExitCode, for_http_status
 
 ACTIVE = frozenset({"PENDING", "TRIGGERED", "RUNNING"})
+DOWNLOAD_FAILED = "DOWNLOAD_FAILED"
 """Statuses of an export (or CCPA request) that has not ended."""
 
 
@@ -27,6 +28,8 @@ class ApiError(Exception):
 
     @property
     def exit_code(self) -> ExitCode:
+        if self.code == DOWNLOAD_FAILED:
+            return ExitCode.DOWNLOAD_FAILED
         if self.http_status is None:
             return ExitCode.UNAVAILABLE
         return for_http_status(self.http_status)
@@ -120,12 +123,12 @@ class ExportServiceClient:
                     response.read()
                     raise ApiError(
                         f"the object store answered {response.status_code}: {response.text[:300]}",
-                        code="DOWNLOAD_FAILED",
+                        code=DOWNLOAD_FAILED,
                         http_status=response.status_code,
                     )
                 yield response
         except httpx.HTTPError as exc:
-            raise ApiError(f"download failed: {exc}", code="DOWNLOAD_FAILED") from exc
+            raise ApiError(f"download failed: {exc}", code=DOWNLOAD_FAILED) from exc
 
     # -- plumbing ------------------------------------------------------------------------
 

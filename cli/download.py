@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -70,6 +70,10 @@ def _sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _urls(record: Mapping[str, Any]) -> dict[str, str]:
+    return {u["key"]: u["url"] for u in record.get("downloadUrls") or []}
+
+
 def download_export(
     client: ExportServiceClient,
     record: Mapping[str, Any],
@@ -77,9 +81,13 @@ def download_export(
     *,
     overwrite: bool,
     show_bar: bool,
+    refresh: Callable[[], Mapping[str, Any]] | None = None,
 ) -> list[Downloaded]:
-    """Download and verify each object of `record` (a GET of one FINISHED export)."""
-    urls = {u["key"]: u["url"] for u in record.get("downloadUrls") or []}
+    """Download and verify each object of `record` (a GET of one FINISHED export).
+
+    A presigned URL the store refuses (403: it expired during a long download) is asked
+    for again once, with `refresh` (a new GET of the export)."""
+    urls = _urls(record)
     objects = list(record.get("objects") or [])
     total = sum(int(o["size"]) for o in objects)
     results: list[Downloaded] = []
@@ -105,7 +113,13 @@ def download_export(
             if key not in urls:
                 raise ApiError(f"no download URL for {key}", code="NO_DOWNLOAD_URL")
             progress.update(task, description=PurePosixPath(key).name)
-            fetched = _fetch_one(client, urls[key], path, size, sha256, progress, task)
+            try:
+                fetched = _fetch_one(client, urls[key], path, size, sha256, progress, task)
+            except ApiError as exc:
+                if refresh is None or exc.http_status != 403:
+                    raise
+                urls = _urls(refresh())
+                fetched = _fetch_one(client, urls[key], path, size, sha256, progress, task)
             results.append(Downloaded(key, *fetched))
     return results
 

@@ -27,6 +27,8 @@ class ExitCode(enum.IntEnum):
     """The service refused the request (400, 409, 413, 422): the message says why."""
     DELETED = 11
     """The export's files were deleted (a CCPA request)."""
+    DOWNLOAD_FAILED = 12
+    """The object store refused or broke a download (its presigned URL, not the token)."""
     TIMED_OUT = 124
     """`--timeout` passed before the export ended (as timeout(1) exits)."""
 

@@ -132,7 +132,8 @@ def cli(
     \b
     Exit codes: 0 done (or FINISHED), 1 error, 2 usage, 3 FAILED, 4 EXPIRED, 5 CANCELLED,
     6 not authorised (401/403), 7 not found, 8 download verification failed,
-    9 service unavailable, 10 request refused (400/409/422), 11 DELETED, 124 --timeout.
+    9 service unavailable, 10 request refused (400/409/422), 11 DELETED,
+    12 download refused or cut by the object store, 124 --timeout.
     """
     ctx.obj = Context(url=url, token=token, json=as_json, timeout=http_timeout)
 
@@ -360,7 +361,12 @@ def download(
                 ExitCode.REJECTED if code == ExitCode.OK else code,
             )
         results = download_export(
-            client, record, directory, overwrite=overwrite, show_bar=not ctx.json
+            client,
+            record,
+            directory,
+            overwrite=overwrite,
+            show_bar=not ctx.json,
+            refresh=lambda: client.get_export(campaign_id, export_id),
         )
     if ctx.json:
         render.print_json([r.as_json() for r in results])

@@ -8,7 +8,8 @@ from typing import Any
 
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from cli.client import ACTIVE
+from cli.client import ACTIVE, ApiError
+from cli.exit_codes import ExitCode
 from cli.render import err, seconds
 
 Record = Mapping[str, Any]
@@ -54,6 +55,18 @@ def _line(record: Record) -> str:
     return "  ".join(parts)
 
 
+def _next(fetch: Callable[[], Record], last: Record) -> Record:
+    """The record again; while the service is briefly away (a worker restarting, 503 or
+    no answer) the last one seen, so that a watch outlives a rollout."""
+    try:
+        return fetch()
+    except ApiError as exc:
+        if exc.exit_code != ExitCode.UNAVAILABLE:
+            raise
+        err.print(f"exportctl: {exc}; trying again", markup=False)
+        return last
+
+
 def watch(
     fetch: Callable[[], Record],
     *,
@@ -89,4 +102,4 @@ def watch(
                 raise GaveUp(record)
             left = interval if deadline is None else min(interval, deadline - time.monotonic())
             time.sleep(max(left, 0.0))
-            record = fetch()
+            record = _next(fetch, record)

@@ -13,7 +13,7 @@ import uuid
 from typing import Annotated, Any, Literal, cast
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, WithJsonSchema
 
 from core.ids import REQUESTER_MAX_LENGTH, ExportTypeName, Id
 from core.models import CcpaRequest, ExportRecord, Status, utcnow
@@ -51,6 +51,13 @@ def _requested_at() -> Any:
     return Field(None, alias="requestedAt", description="when it was asked (RFC 3339)")
 
 
+# Fields the service does not read: documented as what it writes itself, but any value a
+# producer sends is accepted (before they were documented they were ignored, and a
+# producer's own ids must not send its events to the dead-letter topic).
+_Ignored = Annotated[Any, WithJsonSchema({"type": ["string", "null"]})]
+_IgnoredTime = Annotated[Any, WithJsonSchema({"type": ["string", "null"], "format": "date-time"})]
+
+
 class _InputEvent(BaseModel):
     # Unknown fields are ignored (producers may add their own); names are the aliases only.
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -60,7 +67,7 @@ class ExportRequested(_InputEvent):
     """`export.requested`: what upstream systems (and the REST views) publish."""
 
     type: Literal["export.requested"]
-    event_id: str | None = Field(None, alias="eventId", description=_REQUEST_EVENT_ID_DESCRIPTION)
+    event_id: _Ignored = Field(None, alias="eventId", description=_REQUEST_EVENT_ID_DESCRIPTION)
     export_id: Id = Field(
         alias="exportId",
         description="chosen by the requester; sending the same id again changes nothing",
@@ -78,7 +85,7 @@ class CcpaDeletionRequested(_InputEvent):
     """`ccpa.deletion_requested`: delete the files of the user's non-exempt exports."""
 
     type: Literal["ccpa.deletion_requested"]
-    event_id: str | None = Field(None, alias="eventId", description=_REQUEST_EVENT_ID_DESCRIPTION)
+    event_id: _Ignored = Field(None, alias="eventId", description=_REQUEST_EVENT_ID_DESCRIPTION)
     request_id: Id = Field(
         alias="requestId",
         description="chosen by the requester; sending the same id again changes nothing",
@@ -92,7 +99,7 @@ class ExportCancelRequested(_InputEvent):
     """`export.cancel_requested`: stop a PENDING or TRIGGERED export."""
 
     type: Literal["export.cancel_requested"]
-    event_id: str | None = Field(
+    event_id: _Ignored = Field(
         None, alias="eventId", description="an upstream system may set one; not used"
     )
     export_id: Id = Field(alias="exportId")
@@ -100,7 +107,8 @@ class ExportCancelRequested(_InputEvent):
         None, alias="campaignId", description="the export's campaign (checked when given)"
     )
     requested_by: str | None = _requested_by()
-    requested_at: dt.datetime | None = _requested_at()
+    # Not used, and producers sent it before it was documented: any value is taken.
+    requested_at: _IgnoredTime = _requested_at()
 
 
 AnyInputEvent = ExportRequested | CcpaDeletionRequested | ExportCancelRequested

@@ -20,9 +20,10 @@ from contextlib import contextmanager
 from typing import Any
 
 from opentelemetry import context as otel_context
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +32,9 @@ TRACER_NAME = "export-service"
 KafkaHeaders = list[tuple[str, bytes]]
 
 _OTLP_PROTOCOLS = {"http/protobuf"}
+
+# W3C trace context only: a caller's `baggage` is not copied onto the service's events.
+_PROPAGATOR = TraceContextTextMapPropagator()
 
 
 class _Provider:
@@ -85,20 +89,26 @@ def configure_tracing(environ: Mapping[str, str] | None = None) -> Any:
     protocol = env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get(
         "OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"
     )
+    problems = []
+    for name in names:
+        if name == "otlp" and protocol not in _OTLP_PROTOCOLS:
+            problems.append(
+                f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol}: this service sends OTLP over HTTP "
+                "(http/protobuf); point it at the collector's HTTP port (4318)"
+            )
+        elif name not in ("otlp", "console", "none"):
+            problems.append(f"OTEL_TRACES_EXPORTER={name}: only otlp, console or none")
+    if problems:
+        # An observability setting must not keep exports from running: tracing stays off.
+        logger.error("tracing stays off: %s", "; ".join(problems))
+        return None
     attributes = {} if env.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: TRACER_NAME}
     provider = TracerProvider(resource=Resource.create(attributes))
     for name in names:
         if name == "otlp":
-            if protocol not in _OTLP_PROTOCOLS:
-                raise ValueError(
-                    f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol}: this service sends OTLP over "
-                    "HTTP (http/protobuf); point it at the collector's HTTP port (4318)"
-                )
             provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
         elif name == "console":
             provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
-        elif name != "none":
-            raise ValueError(f"OTEL_TRACES_EXPORTER={name}: only otlp, console or none")
     trace.set_tracer_provider(provider)
     logger.info("tracing on: exporters %s", ",".join(names))
     return provider
@@ -111,7 +121,7 @@ def kafka_headers(context: Context | None = None) -> KafkaHeaders:
     """`traceparent` (and `tracestate`) of `context` (default: the current one), as the
     headers of a Kafka message; empty when there is no span to continue."""
     carrier: dict[str, str] = {}
-    propagate.inject(carrier, context=context)
+    _PROPAGATOR.inject(carrier, context=context)
     return [(name, value.encode()) for name, value in carrier.items()]
 
 
@@ -127,13 +137,13 @@ def context_from_headers(headers: HeaderValues | None) -> Context:
             continue
         text = value.decode("latin-1") if isinstance(value, bytes) else value
         carrier[name.lower()] = text
-    return propagate.extract(carrier)
+    return _PROPAGATOR.extract(carrier)
 
 
 def traceparent(context: Context | None = None) -> str | None:
     """The `traceparent` string of `context` (default: the current span), or None."""
     carrier: dict[str, str] = {}
-    propagate.inject(carrier, context=context)
+    _PROPAGATOR.inject(carrier, context=context)
     return carrier.get("traceparent")
 
 
@@ -141,7 +151,7 @@ def context_from_traceparent(value: str | None) -> Context | None:
     """The context a stored `traceparent` names; None for none (or one not W3C)."""
     if not value:
         return None
-    extracted = propagate.extract({"traceparent": value})
+    extracted = _PROPAGATOR.extract({"traceparent": value})
     span_context = trace.get_current_span(extracted).get_span_context()
     return extracted if span_context.is_valid else None
 
@@ -150,6 +160,12 @@ def trace_id_of(context: Context | None = None) -> str | None:
     """The 32-hex-digit trace id of `context` (default: the current span), or None."""
     span_context = trace.get_current_span(context).get_span_context()
     return format(span_context.trace_id, "032x") if span_context.is_valid else None
+
+
+def in_trace(trace_id: str | None) -> bool:
+    """Whether the current span belongs to the trace `trace_id` (an export's own run span,
+    not the span of a cancel request that ends the export from elsewhere)."""
+    return trace_id is not None and trace_id_of() == trace_id
 
 
 def log_ids() -> dict[str, str]:

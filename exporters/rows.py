@@ -83,7 +83,6 @@ class RowBuilder:
         self._required = tuple(j.name for j in spec.joins if j.required)
         self._required_if_set = tuple((j.name, j.key) for j in spec.joins if j.required_if_set)
         self.skipped = 0
-        self.documents = 0
 
     def _missing_required(self, row: Row) -> bool:
         if any(row.get(name) is None for name in self._required):
@@ -96,7 +95,6 @@ class RowBuilder:
     async def build(self, docs: list[Doc], keep: Callable[[Row], bool] | None = None) -> list[Row]:
         """Rows of these documents; `keep` (a pass filter) is applied before any look-up."""
         spec = self._spec
-        self.documents += len(docs)
         base = {"campaign": self._ctx.campaign, "params": self._ctx.params}
         rows = [{**base, "doc": doc, "marketId": doc.get("marketId")} for doc in docs]
         if keep is not None:

@@ -184,6 +184,7 @@ async def _write_rows(
 ) -> int:
     """Every row through the row engine; the skipped source documents."""
     builder = RowBuilder(spec, ctx, source)
+    documents = 0  # source documents read by the passes before this one
     async for one_pass in _passes(spec, ctx, store, options):
         keep = None if one_pass is None else one_pass.keep
         passes = 1 if one_pass is None else one_pass.partitions
@@ -195,7 +196,8 @@ async def _write_rows(
                 sort=spec.source.sort or None,
             )
         ) as batches:
-            docs: AsyncIterator[list[Doc]] = grouped(batches, spec.group) if spec.group else batches
+            read = _Counted(batches)
+            docs: AsyncIterator[list[Doc]] = grouped(read, spec.group) if spec.group else read
             # The database answers the next batches' joins while this process formats and
             # uploads the batch before them.
             joined = _joined(docs, builder, keep)
@@ -205,11 +207,29 @@ async def _write_rows(
                 async for batch_rows in rows:
                     await output.write(batch_rows)
                     await progress.maybe_report(
-                        output.rows_written, builder.skipped, builder.documents, passes
+                        output.rows_written, builder.skipped, documents + read.count, passes
                     )
                     # Writing a batch is CPU work: give heartbeats and views a turn.
                     await asyncio.sleep(0)
+        documents += read.count
     return builder.skipped
+
+
+class _Counted:
+    """The source's batches as they come, counting their documents: what `totalCount`
+    counts, before a spec's fold (one fanlist row per user) changes the number."""
+
+    def __init__(self, batches: AsyncIterator[list[Doc]]) -> None:
+        self._batches = batches
+        self.count = 0
+
+    def __aiter__(self) -> _Counted:
+        return self
+
+    async def __anext__(self) -> list[Doc]:
+        batch = await anext(self._batches)
+        self.count += len(batch)
+        return batch
 
 
 async def _abort(output: Output, ctx: ExportContext) -> None:

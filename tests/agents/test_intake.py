@@ -78,3 +78,13 @@ async def test_kafka_requests_are_counted_once_each(deps: Deps) -> None:
     assert after["accepted"] - before["accepted"] == 1
     assert after["duplicate"] - before["duplicate"] == 1
     assert after["rejected"] == before["rejected"]
+
+
+async def test_a_producers_own_event_id_of_any_type_is_not_a_reason_to_refuse(
+    deps: Deps,
+) -> None:
+    """eventId and requestedAt were ignored before they were documented; they still are."""
+    export_id = new_export_id()
+    async with intake.test_context() as agent:
+        await agent.put(request(export_id, campaignId=f"c-{export_id}", eventId=42))
+    assert status_store.get(export_id) is not None

@@ -10,6 +10,7 @@ import pytest
 from agents import export_runner
 from agents.ccpa import run_ccpa
 from agents.intake import intake
+from core import tracing
 from core.app import app
 from core.deps import Deps
 from core.models import CcpaRequest, ExportRecord, Status, StoredObject, new_export_id
@@ -150,3 +151,43 @@ async def test_a_ccpa_deletion_is_traced_the_same_way(
     )
     _check_attributes(spans.get_finished_spans())
     assert "u1" not in str([s.attributes for s in spans.get_finished_spans()])
+
+
+async def test_a_pending_export_cancelled_from_another_trace_announces_in_its_own(
+    deps: Deps, spans: Any, sent_events: SentEvents
+) -> None:
+    record = ExportRecord(
+        id=new_export_id(),
+        campaign_id="c1",
+        export_type="entries",
+        trace_id=UPSTREAM_TRACE,
+        trace_parent=UPSTREAM,
+    )
+    seed(status_store, record)
+    with tracing.span("DELETE /campaigns/{campaign_id}/exports/{export_id}") as cancel_span:
+        cancelled = await export_runner.cancel_export("c1", record.id, "admin")
+    assert cancelled.status == Status.CANCELLED
+    named = _by_name(spans.get_finished_spans())
+    (sent,) = named["send export-events"]
+    assert format(sent.context.trace_id, "032x") == UPSTREAM_TRACE
+    assert format(sent.parent.span_id, "016x") == UPSTREAM_SPAN
+    header = dict(sent_events.messages[-1]["headers"])["traceparent"].decode()
+    assert header.split("-")[1] == UPSTREAM_TRACE
+    # The cancel request's span is not dressed as the export's run.
+    (request_span,) = named["DELETE /campaigns/{campaign_id}/exports/{export_id}"]
+    assert request_span.context.span_id == cancel_span.get_span_context().span_id
+    assert "export.status" not in (request_span.attributes or {})
+
+
+async def test_an_export_recorded_without_a_trace_gets_its_runs(
+    deps: Deps, spans: Any, sent_events: SentEvents
+) -> None:
+    record = ExportRecord(id=new_export_id(), campaign_id="c1", export_type="codes")
+    seed(status_store, record)
+    final = await export_runner.run_one(record)
+    named = _by_name(spans.get_finished_spans())
+    (run,) = named["export.run"]
+    assert final.trace_id == format(run.context.trace_id, "032x")
+    (wait,) = named["export.queue_wait"]
+    assert wait.parent.span_id == run.context.span_id
+    assert named["send export-events"][0].parent.span_id == run.context.span_id

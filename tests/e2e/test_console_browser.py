@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -284,6 +285,25 @@ def test_request_watch_download_and_ccpa(console: Console, worker: Worker) -> No
         expected = objects[str(link.get_attribute("data-key"))]
         assert len(data) == expected["size"]
         assert hashlib.sha256(data).hexdigest() == expected["sha256"]
+    # And followed as a user would: Chromium clicks the link and saves the object.
+    downloads = Path(tempfile.mkdtemp(prefix="console-downloads-"))
+    console.driver.execute_cdp_cmd(
+        "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)}
+    )
+    main_window = console.driver.current_window_handle
+    links[0].click()
+    saved = console.wait(
+        lambda _d: [p for p in downloads.iterdir() if not p.name.endswith(".crdownload")],
+        30,
+        "the browser to save the object",
+    )
+    expected = objects[str(links[0].get_attribute("data-key"))]
+    assert hashlib.sha256(saved[0].read_bytes()).hexdigest() == expected["sha256"]
+    for handle in console.driver.window_handles:
+        if handle != main_window:
+            console.driver.switch_to.window(handle)
+            console.driver.close()
+    console.driver.switch_to.window(main_window)
 
     # CCPA requests (supreme): the one requested above, followed until it completes.
     console.visible("ccpa-panel")

@@ -15,5 +15,4 @@ async def test_a_tiny_tracing_bench_measures_every_mode() -> None:
     # Only the SDK records: the run span, its S3 parts and completion at least.
     assert report["spans_exported_when_on"] >= 2
     assert "| off |" in tracing_cost._table(report)
-    assert 0 <= report["off_overhead_fraction"] < 0.01
     assert report["noop_span_ns"] > 0

@@ -121,3 +121,40 @@ def test_the_bar_follows_the_estimate_not_rows_over_documents() -> None:
     assert fraction_done({"status": "PENDING"}) == 0.0
     assert fraction_done({"status": "FINISHED"}) == 1.0
     assert fraction_done({"status": "TRIGGERED", "rowCount": 0, "totalCount": None}) is None
+
+
+def test_watch_waits_out_a_service_briefly_away() -> None:
+    from cli.client import ApiError
+    from cli.watch import watch
+
+    answers: list[Any] = [
+        {"status": "TRIGGERED", "rowCount": 1},
+        ApiError("worker restarting", code="NOT_READY", http_status=503),
+        ApiError("no answer", code="UNREACHABLE"),
+        {"status": "FINISHED", "rowCount": 2},
+    ]
+
+    def fetch() -> Any:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    final = watch(fetch, interval=0.0, timeout=None, show_bar=False)
+    assert final["status"] == "FINISHED"
+    assert answers == []
+
+
+def test_watch_stops_on_a_refusal() -> None:
+    from cli.client import ApiError
+    from cli.watch import watch
+
+    answers: list[Any] = [{"status": "PENDING"}]
+
+    def fetch() -> Any:
+        if answers:
+            return answers.pop(0)
+        raise ApiError("forbidden", code="FORBIDDEN", http_status=403)
+
+    with pytest.raises(ApiError):
+        watch(fetch, interval=0.0, timeout=None, show_bar=False)

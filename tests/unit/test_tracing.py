@@ -32,12 +32,24 @@ def test_tracing_is_on_only_when_the_standard_variables_ask(
     assert tracing.tracing_requested(environ) is on
 
 
-def test_off_installs_nothing_and_grpc_is_refused_clearly() -> None:
+def test_off_installs_nothing_and_grpc_leaves_it_off_with_a_clear_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     assert tracing.configure_tracing({}) is None
-    with pytest.raises(ValueError, match="http/protobuf"):
-        tracing.configure_tracing(
-            {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}
-        )
+    grpc = {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}
+    with caplog.at_level(logging.ERROR, logger="core.tracing"):
+        assert tracing.configure_tracing(grpc) is None  # the worker still starts
+        assert tracing.configure_tracing({"OTEL_TRACES_EXPORTER": "zipkin"}) is None
+    assert "http/protobuf" in caplog.text
+    assert "zipkin" in caplog.text
+
+
+def test_only_the_w3c_trace_context_is_carried_not_baggage(spans: Any) -> None:
+    parent = tracing.context_from_headers(
+        [("traceparent", UPSTREAM.encode()), ("baggage", b"user=someone@example.com")]
+    )
+    with tracing.span("step", parent=parent):
+        assert {name for name, _ in tracing.kafka_headers()} == {"traceparent"}
 
 
 def test_an_upstream_traceparent_is_continued_and_carried_on(spans: Any) -> None:

@@ -771,7 +771,6 @@
       record.deletedAt
         ? ["Deleted", el("span", {}, timeEl(record.deletedAt), ` by ${record.deletedBy || "?"}`)]
         : null,
-      record.traceId ? ["Trace", record.traceId] : null,
     ].filter(Boolean);
   }
 
