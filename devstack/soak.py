@@ -51,6 +51,9 @@ PARAMS: dict[str, dict[str, Any]] = {"codeWave": {"waveId": "wave-1"}}
 ONCE = {"autoReminderEmail"}
 
 
+MessageCheck = Callable[[str, bytes, bytes | None, list[tuple[str, bytes]] | None], None]
+
+
 @dataclass(frozen=True)
 class SoakConfig:
     seed: int
@@ -62,6 +65,10 @@ class SoakConfig:
     cache_dir: Path = DEFAULT_CACHE_DIR
     # Seconds between two disturbances, drawn uniformly from this range.
     pause_seconds: tuple[float, float] = (3.0, 12.0)
+    # Called with (channel, value, key, headers) for every message the soak produces on the
+    # exports topic ("exports") and consumes from export-events ("exportEvents"): the suite
+    # checks them against the AsyncAPI document; it raises to refuse one.
+    check_message: MessageCheck | None = None
 
 
 @dataclass
@@ -181,7 +188,7 @@ def run_soak(config: SoakConfig) -> SoakReport:
         try:
             requested = _request_and_disturb(stack, worker, campaign, rng, config, report)
             records = _wait_all(worker, campaign, requested, started + config.deadline_seconds)
-            _check(stack, records, inputs, report)
+            _check(stack, records, inputs, report, config.check_message)
         finally:
             worker.stop()
     report.seconds = time.monotonic() - started
@@ -267,7 +274,10 @@ def _request_and_disturb(
                     "params": params,
                     "requestedBy": "soak",
                 }
-                producer.produce(TOPICS["exports"], orjson.dumps(event), key=campaign.encode())
+                value, key = orjson.dumps(event), campaign.encode()
+                if config.check_message is not None:
+                    config.check_message("exports", value, key, None)
+                producer.produce(TOPICS["exports"], value, key=key)
                 producer.poll(0)
             requested[export_id] = channel
             report.by_channel[channel] += 1
@@ -336,6 +346,7 @@ def _check(
     records: dict[str, dict[str, Any]],
     inputs: dict[tuple[str, str], int],
     report: SoakReport,
+    check_message: MessageCheck | None = None,
 ) -> None:
     # A request that met an active export of the same type was answered with it (SPEC's
     # duplicate rule): its id is an alias, its record the other export's.
@@ -362,7 +373,7 @@ def _check(
         uploads = s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
         report.losses += [f"open multipart upload {bucket}/{u['Key']}" for u in uploads]
     report.losses += [f"staging object left: {b}/{k}" for b, k in listed if "/.staging/" in k]
-    _check_events(stack, records, report)
+    _check_events(stack, records, report, check_message)
 
 
 def _expected_objects(
@@ -419,7 +430,10 @@ def _csv_rows(body: bytes) -> int:
 
 
 def _check_events(
-    stack: LocalStack, records: dict[str, dict[str, Any]], report: SoakReport
+    stack: LocalStack,
+    records: dict[str, dict[str, Any]],
+    report: SoakReport,
+    check_message: MessageCheck | None = None,
 ) -> None:
     """One result per export, or repeats that carry the same eventId (at-least-once)."""
     consumer = Consumer(
@@ -433,7 +447,10 @@ def _check_events(
     consumer.subscribe([TOPICS["events"]])
     seen: dict[str, list[dict[str, Any]]] = defaultdict(list)
     try:
-        for event in _until_quiet(consumer):
+        for message in _until_quiet(consumer):
+            if check_message is not None:
+                check_message("exportEvents", message.value(), message.key(), message.headers())
+            event = orjson.loads(message.value())
             if event.get("type") in RESULT_EVENTS and event.get("exportId") in records:
                 seen[event["exportId"]].append(event)
     finally:
@@ -450,14 +467,14 @@ def _check_events(
         report.repeated_events += len(events) - 1
 
 
-def _until_quiet(consumer: Any, idle: float = 5.0) -> Iterator[dict[str, Any]]:
+def _until_quiet(consumer: Any, idle: float = 5.0) -> Iterator[Any]:
     quiet_since = time.monotonic()
     while time.monotonic() - quiet_since < idle:
         message = consumer.poll(0.5)
         if message is None or message.error():
             continue
         quiet_since = time.monotonic()
-        yield orjson.loads(message.value())
+        yield message
 
 
 def main(argv: list[str] | None = None, *, out: Callable[[str], None] = print) -> int:
