@@ -46,11 +46,9 @@ def _record_outcome(outcome: str) -> None:
 
 async def announce_ccpa(request: CcpaRequest) -> CcpaRequest:
     """Publish `ccpa.deletion_completed`, then mark the request announced."""
-    inside_run = tracing.in_trace(request.trace_id)
-    parent = None if inside_run else tracing.context_from_traceparent(request.trace_parent)
     with tracing.span(
         "send export-events",
-        parent=parent,
+        parent=tracing.parent_of(request.trace_id, request.trace_parent),
         kind=SpanKind.PRODUCER,
         attributes={"ccpa.request_id": request.request_id, "ccpa.status": request.status.value},
     ):
@@ -151,9 +149,7 @@ async def run_ccpa(request: CcpaRequest) -> CcpaRequest:
     ) as span:
         if request.trace_id is None and tracing.trace_id_of() is not None:
             # Recorded while tracing was off: the run's trace becomes the request's.
-            request = request.evolve(
-                trace_id=tracing.trace_id_of(), trace_parent=tracing.traceparent()
-            )
+            request = request.evolve(**tracing.record_ids())
         final = await _run_ccpa(request)
         span.set_attribute("ccpa.status", final.status.value)
         if final.summary is not None:

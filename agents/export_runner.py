@@ -20,7 +20,6 @@ from typing import Any
 
 from bson.errors import InvalidBSON
 from opentelemetry import trace
-from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind, StatusCode
 
 from agents.ccpa import announce_ccpa, run_ccpa
@@ -86,7 +85,7 @@ async def announce(record: ExportRecord) -> ExportRecord:
     attributes = {"export.id": record.id, "export.status": record.status.value}
     with tracing.span(
         "send export-events",
-        parent=_trace_parent(record),
+        parent=tracing.parent_of(record.trace_id, record.trace_parent),
         kind=SpanKind.PRODUCER,
         attributes=attributes,
     ):
@@ -100,15 +99,6 @@ async def announce(record: ExportRecord) -> ExportRecord:
     announced = (stored if stored is not None else record).evolve(announced=True)
     status_store.put(announced)
     return announced
-
-
-def _trace_parent(record: ExportRecord) -> Context | None:
-    """Inside the export's own trace (its run): None, the current span is the parent.
-    Elsewhere (an announcement retried by the idle runner, a PENDING export cancelled by
-    a request of its own trace) the request's context from the record."""
-    if tracing.in_trace(record.trace_id):
-        return None
-    return tracing.context_from_traceparent(record.trace_parent)
 
 
 async def _clean_up(planned: PlannedUploads | None) -> None:
@@ -378,9 +368,7 @@ async def run_one(record: ExportRecord) -> ExportRecord:
             )
         if record.trace_id is None and tracing.trace_id_of() is not None:
             # Recorded while tracing was off: the run's trace becomes the export's.
-            record = record.evolve(
-                trace_id=tracing.trace_id_of(), trace_parent=tracing.traceparent()
-            )
+            record = record.evolve(**tracing.record_ids())
         try:
             return await _run_one(record)
         except asyncio.CancelledError:

@@ -51,8 +51,7 @@ def record_export_request(event: ExportRequested) -> ExportRecord:
         source="kafka",
         requested_by=event.requested_by,
         created_at=utcnow(),
-        trace_id=tracing.trace_id_of(),
-        trace_parent=tracing.traceparent(),
+        **tracing.record_ids(),
     )
     accepted, created = status_store.accept(record)
     if created:
@@ -77,8 +76,7 @@ def record_ccpa_request(event: CcpaDeletionRequested) -> CcpaRequest:
         source="kafka",
         requested_by=event.requested_by,
         created_at=utcnow(),
-        trace_id=tracing.trace_id_of(),
-        trace_parent=tracing.traceparent(),
+        **tracing.record_ids(),
     )
     accepted, queued = status_store.accept_ccpa(request)
     if queued:

@@ -195,11 +195,16 @@ def _watch_record(
         )
 
 
-def _ended(ctx: Context, record: dict[str, Any]) -> NoReturn:
+def _ended(
+    ctx: Context,
+    record: dict[str, Any],
+    summary: Callable[[dict[str, Any]], None] = render.export_summary,
+) -> NoReturn:
+    """Print an export (or a CCPA request, with its own summary) and exit by its status."""
     if ctx.json:
         render.print_json(record)
     else:
-        render.export_summary(record)
+        summary(record)
     _exit(for_status(str(record["status"])))
 
 
@@ -434,11 +439,7 @@ def ccpa_delete(
 
 
 def _ccpa_ended(ctx: Context, request: dict[str, Any]) -> NoReturn:
-    if ctx.json:
-        render.print_json(request)
-    else:
-        render.ccpa_summary(request)
-    _exit(for_status(str(request["status"])))
+    _ended(ctx, request, render.ccpa_summary)
 
 
 @ccpa.command("status")

@@ -168,6 +168,19 @@ def in_trace(trace_id: str | None) -> bool:
     return trace_id is not None and trace_id_of() == trace_id
 
 
+def record_ids() -> dict[str, str | None]:
+    """`trace_id` and `trace_parent` for a record made in the current span (both None
+    outside one): what its run and its result event continue."""
+    return {"trace_id": trace_id_of(), "trace_parent": traceparent()}
+
+
+def parent_of(trace_id: str | None, trace_parent: str | None) -> Context | None:
+    """The parent for a span about a record: None (the current span) inside the record's
+    own trace, else the request's context stored on the record (an announcement retried by
+    the idle runner, an export cancelled by a request of another trace)."""
+    return None if in_trace(trace_id) else context_from_traceparent(trace_parent)
+
+
 def log_ids() -> dict[str, str]:
     """`trace_id` and `span_id` of the current span, for log lines; empty outside one."""
     span_context = trace.get_current_span().get_span_context()

@@ -51,8 +51,7 @@ class CcpaUser(ApiView):
             source="rest",
             requested_by=principal.sub,
             created_at=utcnow(),
-            trace_id=tracing.trace_id_of(),
-            trace_parent=tracing.traceparent(),
+            **tracing.record_ids(),
         )
         await require_broker()
         # Visible (PENDING) at once; the intake finds it recorded when the event comes back.

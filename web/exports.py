@@ -103,8 +103,7 @@ class CampaignExports(ApiView):
             source="rest",
             requested_by=principal.sub,
             created_at=utcnow(),
-            trace_id=tracing.trace_id_of(),
-            trace_parent=tracing.traceparent(),
+            **tracing.record_ids(),
         )
         await require_broker()
         # No await between the duplicate check and the write: concurrent requests
