@@ -350,7 +350,11 @@ async def _heartbeat_server() -> tuple[Any, str]:
 
 
 async def _run_type(
-    name: str, directory: Path, engine: str, batch_size: int | None = None
+    name: str,
+    directory: Path,
+    engine: str,
+    batch_size: int | None = None,
+    chunk_bytes: int | None = None,
 ) -> dict[str, Any]:
     from exporters.columnar import ColumnarPlan, plan_or_reason
     from exporters.registry import get_spec
@@ -374,10 +378,12 @@ async def _run_type(
     row_batch = batch_size or defaults["mongo_batch_size"].default
     columnar_batch = batch_size or defaults["export_columnar_batch_size"].default
     batch_size = columnar_batch if uses_columnar else row_batch
+    chunk = defaults["export_columnar_chunk_bytes"].default if chunk_bytes is None else chunk_bytes
     options = RunOptions(
         bucket_names={"exports": "e", "scoring": "s", "vfScoring": "v", "sfmc": "f"},
         batch_size=row_batch,
         columnar_batch_size=columnar_batch,
+        columnar_chunk_bytes=chunk,
         engine=engine,  # type: ignore[arg-type]
     )
     lag = _Lag()
@@ -398,6 +404,7 @@ async def _run_type(
         "type": name,
         "engine": "columnar" if uses_columnar else "rows",
         "batch_size": batch_size,
+        "chunk_bytes": chunk if uses_columnar else None,
         "why_rows": None
         if uses_columnar
         else (plan if isinstance(plan, str) else "EXPORT_ENGINE=rows"),
@@ -469,7 +476,9 @@ async def _baselines(
 # -- the parent ------------------------------------------------------------------------
 
 
-def _child(name: str, directory: Path, engine: str, batch_size: int | None) -> dict[str, Any]:
+def _child(
+    name: str, directory: Path, engine: str, batch_size: int | None, chunk_bytes: int | None
+) -> dict[str, Any]:
     out = subprocess.run(
         [
             sys.executable,
@@ -482,6 +491,7 @@ def _child(name: str, directory: Path, engine: str, batch_size: int | None) -> d
             "--engine",
             engine,
             *(["--batch-size", str(batch_size)] if batch_size else []),
+            *(["--chunk-bytes", str(chunk_bytes)] if chunk_bytes is not None else []),
         ],
         check=True,
         capture_output=True,
@@ -549,13 +559,23 @@ def main() -> None:
         help="documents per reply for either engine (default: MONGO_BATCH_SIZE's default for "
         "the row engine, EXPORT_COLUMNAR_BATCH_SIZE's for the columnar one)",
     )
+    parser.add_argument(
+        "--chunk-bytes",
+        type=int,
+        default=None,
+        help="replies joined per columnar chunk (default: EXPORT_COLUMNAR_CHUNK_BYTES's; 0: none)",
+    )
     parser.add_argument("--child")
     parser.add_argument("--data")
     args = parser.parse_args()
     if args.child:
         print(
             json.dumps(
-                asyncio.run(_run_type(args.child, Path(args.data), args.engine, args.batch_size))
+                asyncio.run(
+                    _run_type(
+                        args.child, Path(args.data), args.engine, args.batch_size, args.chunk_bytes
+                    )
+                )
             )
         )
         return
@@ -565,10 +585,10 @@ def main() -> None:
     directory = ensure_dataset(args.users, args.seed)
     results = []
     for name in names:
-        results.append(_child(name, directory, args.engine, args.batch_size))
+        results.append(_child(name, directory, args.engine, args.batch_size, args.chunk_bytes))
         print(json.dumps(results[-1]), flush=True)
         if args.compare_rows and results[-1]["engine"] == "columnar":
-            results.append(_child(name, directory, "rows", args.batch_size))
+            results.append(_child(name, directory, "rows", args.batch_size, args.chunk_bytes))
             print(json.dumps(results[-1]), flush=True)
     report = {
         "machine": f"{os.cpu_count()} cpus",

@@ -60,6 +60,13 @@ class Settings(BaseSettings):
     export_columnar_batch_size: int = Field(
         1000, ge=1, le=100_000, description="documents per reply on the columnar engine"
     )
+    export_columnar_chunk_bytes: int = Field(
+        2 * 1024 * 1024,
+        ge=0,
+        le=256 * 1024 * 1024,
+        description="replies joined into chunks of at least this many bytes for the columnar "
+        "engine (0: one reply at a time)",
+    )
     export_pipeline_depth: int = Field(
         4, ge=1, le=16, description="joined batches waiting to be written"
     )

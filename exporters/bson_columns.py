@@ -61,6 +61,8 @@ _ARROW_TYPES: dict[FieldType, pa.DataType] = {
     FieldType.STR_LIST: pa.list_(pa.string()),
 }
 _NULL = b"\x0a"
+# Bytes handed to pymongoarrow per call: about 1,000 small documents, a few milliseconds.
+_PIECE_BYTES = 256 * 1024
 _DOCUMENT = b"\x03"
 _ALLOWED_TYPE_BYTES: dict[FieldType, bytes] = {
     FieldType.STR: b"\x02",
@@ -119,19 +121,24 @@ class BatchSchema:
         """Every document of the reply suspect, over null columns of the declared types."""
         count = len(offsets) - 1
         nulls = {name: pa.nulls(count, _ARROW_TYPES[kind]) for name, kind in self.fields.items()}
-        return TypedBatch(raw, offsets, nulls, self.fields, frozenset(range(count)))
+        every = frozenset(range(count))
+        return TypedBatch(
+            raw, offsets, nulls, self.fields, every, {name: every for name in self.fields}
+        )
 
     def _clashing_name(self, raw: bytes) -> bool:
         return any(element in raw for element in self._clashes)
 
-    def decode(self, raw: bytes) -> TypedBatch:
+    def decode(self, raw: bytes, piece_bytes: int = _PIECE_BYTES) -> TypedBatch:
         offsets = document_offsets(raw)
         count = len(offsets) - 1
         context = PyMongoArrowContext(
             self._schema, codec_options=_ARROW_CODEC_OPTIONS, allow_invalid=True
         )
         try:
-            context.process_bson_stream(raw)
+            # In pieces: a call holds the GIL throughout, and the event loop waits for it.
+            for start, end in _pieces(offsets, piece_bytes):
+                context.process_bson_stream(raw[start:end])
             table: pa.Table = context.finish()
         except (pa.ArrowException, ValueError, TypeError, OverflowError):
             # A field named like one of pymongoarrow's inner names can leave its builders of
@@ -143,7 +150,7 @@ class BatchSchema:
             # Such a field feeds the builder of the nested value, which then shifts the values
             # of every later document of the reply.
             return self._slow(raw, offsets)
-        suspect: set[int] = set()
+        by_field: dict[str, frozenset[int]] = {}
         columns: dict[str, pa.Array] = {}
         for dotted, kind in self.fields.items():
             top, _, child = dotted.partition(".")
@@ -151,17 +158,36 @@ class BatchSchema:
             if child:
                 array = pc.struct_field(array, child)
             columns[dotted] = array
-            element = (child or top).encode() + b"\x00"
-            allowed = _ALLOWED_TYPE_BYTES[kind] + _NULL
-            nulls, others = _candidates(raw, array, kind, element, allowed, len(offsets) - 1)
-            for index in nulls:
-                if _wrong_type(raw, offsets[index], offsets[index + 1], element, _NULL):
-                    suspect.add(index)
-            for index in others:
-                if _wrong_type(raw, offsets[index], offsets[index + 1], element, allowed):
-                    suspect.add(index)
-            suspect.update(_untypable(array, kind))
-        return TypedBatch(raw, offsets, columns, self.fields, frozenset(suspect))
+            by_field[dotted] = _suspects(raw, offsets, array, kind, (child or top).encode())
+        every = frozenset().union(*by_field.values())
+        return TypedBatch(raw, offsets, columns, self.fields, every, by_field)
+
+
+def _suspects(
+    raw: bytes, offsets: Sequence[int], array: pa.Array, kind: FieldType, name: bytes
+) -> frozenset[int]:
+    """The documents whose value of the field `name` its column does not stand for."""
+    element = name + b"\x00"
+    allowed = _ALLOWED_TYPE_BYTES[kind] + _NULL
+    nulls, others = _candidates(raw, array, kind, element, allowed, len(offsets) - 1)
+    suspect: set[int] = set()
+    for index in nulls:
+        if _wrong_type(raw, offsets[index], offsets[index + 1], element, _NULL):
+            suspect.add(index)
+    for index in others:
+        if _wrong_type(raw, offsets[index], offsets[index + 1], element, allowed):
+            suspect.add(index)
+    suspect.update(_untypable(array, kind))
+    return frozenset(suspect)
+
+
+def _pieces(offsets: Sequence[int], most: int) -> Iterable[tuple[int, int]]:
+    """Spans of whole documents of about `most` bytes (a larger document is a span alone)."""
+    start = 0
+    for at in range(1, len(offsets)):
+        if offsets[at] - offsets[start] >= most or at == len(offsets) - 1:
+            yield offsets[start], offsets[at]
+            start = at
 
 
 def _untypable(array: pa.Array, kind: FieldType) -> Iterable[int]:
@@ -229,6 +255,9 @@ class TypedBatch:
     columns: Mapping[str, pa.Array]
     fields: Mapping[str, FieldType]
     suspect: frozenset[int]
+    # Per field, the documents whose value in it the column does not stand for: only those
+    # cells of a suspect document need the row rules, the document's other columns are exact.
+    suspect_fields: Mapping[str, frozenset[int]]
     _docs: dict[int, Doc] = field(default_factory=dict, repr=False, compare=False)
 
     def __len__(self) -> int:

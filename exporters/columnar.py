@@ -24,7 +24,6 @@ import pyarrow.compute as pc
 
 from core.deps import Doc, DocumentSource, RawDocumentSource
 from exporters.bson_columns import BatchSchema, FieldType, TypedBatch
-from exporters.cells import compile_cells
 from exporters.formatting import format_cell
 from exporters.joins import EntryMarkets, markets_of
 from exporters.source_fields import COLLECTION_FIELDS
@@ -172,6 +171,7 @@ class _Stage:
     row_market: list[Any]
     row_primary: list[bool] | None
     keys: list[list[Any]]
+    wanted: list[set[str]] = field(default_factory=list)  # each join's distinct string keys
     values: dict[str, list[Any]] = field(default_factory=dict)
 
     def doc_values(self, dotted: str) -> list[Any]:
@@ -197,6 +197,16 @@ class _Joined:
         return None if at is None or self.batch is None else self.batch.doc(at)
 
 
+def _indexed(plan: _JoinPlan, replies: list[bytes], keys: list[Any]) -> _Joined:
+    """A join's documents decoded, and each row's index into them (CPU work: in a thread)."""
+    assert plan.schema is not None  # noqa: S101 (only typed joins are looked up raw)
+    batch = plan.schema.decode(b"".join(replies))
+    ids = batch.values("_id")
+    position = {key: at for at, key in enumerate(ids) if isinstance(key, str)}
+    index = [position.get(k) if isinstance(k, str) else None for k in keys]
+    return _Joined(plan, batch, index, None)
+
+
 class ColumnarBatches:
     """Turns each raw source batch of one export into CSV bytes; counts skipped documents."""
 
@@ -212,7 +222,9 @@ class ColumnarBatches:
         self._ctx = ctx
         self._source = source
         self._raw_source = raw_source
-        self._reference_cells = compile_cells(plan.spec.columns)
+        # Each column's dotted paths, and the roots of the row its reference reading needs.
+        self._column_paths = [tuple(p for p, _ in _column_paths(c)) for c in plan.spec.columns]
+        self._column_roots = [frozenset(p.split(".")[0] for p in ps) for ps in self._column_paths]
         self._caches: dict[str, dict[str, Doc | None]] = {
             j.join.name: {} for j in plan.joins if j.schema is None
         }
@@ -229,8 +241,10 @@ class ColumnarBatches:
         stage = await asyncio.to_thread(self._prepare, raw)
         joined = await asyncio.gather(
             *(
-                self._join(plan, keys)
-                for plan, keys in zip(self._plan.joins, stage.keys, strict=True)
+                self._join(plan, keys, wanted)
+                for plan, keys, wanted in zip(
+                    self._plan.joins, stage.keys, stage.wanted, strict=True
+                )
             )
         )
         return await asyncio.to_thread(self._finish, stage, list(joined))
@@ -259,7 +273,9 @@ class ColumnarBatches:
             else:
                 stage.row_market = [None] * len(docs)
         for plan in self._plan.joins:
-            stage.keys.append(self._values_for(stage, [], plan.key))
+            keys = self._values_for(stage, [], plan.key)
+            stage.keys.append(keys)
+            stage.wanted.append({key for key in keys if isinstance(key, str)})
         return stage
 
     @staticmethod
@@ -280,8 +296,7 @@ class ColumnarBatches:
             values[index] = read_path(docs.doc(index), ("additionalMarketIds",))
         return values
 
-    async def _join(self, plan: _JoinPlan, keys: list[Any]) -> _Joined:
-        wanted = {key for key in keys if isinstance(key, str)}
+    async def _join(self, plan: _JoinPlan, keys: list[Any], wanted: set[str]) -> _Joined:
         if plan.schema is None:
             cache = self._caches[plan.join.name]
             missing = wanted - cache.keys()
@@ -299,12 +314,7 @@ class ColumnarBatches:
         replies = await self._raw_source.find_in_raw(
             plan.join.collection, "_id", wanted, projection=plan.join.projection
         )
-        schema = plan.schema
-        batch = await asyncio.to_thread(schema.decode, b"".join(replies))
-        ids = batch.values("_id")
-        position = {key: at for at, key in enumerate(ids) if isinstance(key, str)}
-        index = [position.get(k) if isinstance(k, str) else None for k in keys]
-        return _Joined(plan, batch, index, None)
+        return await asyncio.to_thread(_indexed, plan, replies, keys)
 
     # -- after the look-ups -------------------------------------------------------------
 
@@ -334,17 +344,29 @@ class ColumnarBatches:
                 return [None if at is None else values[at] for at in one.index]
         return [None] * rows  # a join not yet applied reads as missing, as in the row engine
 
-    def _reference_row(self, stage: _Stage, joined: Sequence[_Joined], row: int) -> Row:
+    def _reference_row(
+        self,
+        stage: _Stage,
+        joined: Sequence[_Joined],
+        row: int,
+        roots: frozenset[str] | None = None,
+    ) -> Row:
+        """The row as the row engine builds it; with `roots`, only those of its documents are
+        decoded (a row missing the others reads them as None, which no reader of `roots` sees).
+        """
         built: Row = {
             "campaign": self._ctx.campaign,
             "params": self._ctx.params,
-            "doc": stage.docs.doc(stage.row_doc[row]),
             "marketId": stage.row_market[row],
         }
+        if roots is None or "doc" in roots:
+            built["doc"] = stage.docs.doc(stage.row_doc[row])
         if stage.row_primary is not None:
             built["isPrimaryMarket"] = stage.row_primary[row]
         for one in joined:
-            built[one.plan.join.name] = one.doc(row)
+            name = one.plan.join.name
+            if roots is None or name in roots:
+                built[name] = one.doc(row)
         return built
 
     def _finish(self, stage: _Stage, joined: list[_Joined]) -> EncodedBatch:
@@ -352,10 +374,10 @@ class ColumnarBatches:
         rows = len(stage.row_doc)
         missing = self._missing_rows(stage, joined, rows)
         self.skipped += len({stage.row_doc[r] for r in range(rows) if missing[r]})
-        dirty = self._dirty_rows(stage, joined)
         kept = [r for r in range(rows) if not missing[r]]
         if isinstance(spec.where, RowTest):
             where = spec.where
+            dirty = self._dirty_rows(stage, joined)
             values = [self._values_for(stage, joined, p.split(".")) for p in where.paths]
             kept = [
                 r
@@ -370,13 +392,16 @@ class ColumnarBatches:
             return EncodedBatch(b"", 0)
         view = _KeptRows(stage, joined, kept)
         columns = [self._cells(column, view) for column in spec.columns]
-        positions = [at for at, r in enumerate(kept) if r in dirty] if dirty else []
-        if positions:
-            fixed = self._reference_cells(
-                [self._reference_row(stage, joined, kept[at]) for at in positions]
-            )
-            for number, series in enumerate(columns):
-                columns[number] = series.scatter(positions, [cells[number] for cells in fixed])
+        suspects = _SuspectCells(view, self._plan.expand_markets)
+        for number, column in enumerate(spec.columns):
+            positions = suspects.positions(self._column_paths[number])
+            if positions:
+                roots = self._column_roots[number]
+                fixed = [
+                    format_cell(column.get(self._reference_row(stage, joined, kept[at], roots)))
+                    for at in positions
+                ]
+                columns[number] = columns[number].scatter(positions, fixed)
         frame = pl.DataFrame({f"c{i}": series for i, series in enumerate(columns)})
         # An empty cell is written bare, as csv.writer does; polars would quote "".
         frame = frame.select(
@@ -477,6 +502,60 @@ class ColumnarBatches:
         if one.batch is None:  # no row of the batch had a key to look up
             return pl.Series([None] * len(view.kept), dtype=pl.String)
         return one.batch.formatted(field_name).gather(view.join_index(one))
+
+
+class _SuspectCells:
+    """Which kept rows' cells of a column the typed columns cannot stand for.
+
+    A cell is suspect when a document it reads is suspect in the field it reads (per field,
+    exporters.bson_columns): only those cells are computed by the row rules. The row's market
+    and primary flag come from the source document's market fields.
+    """
+
+    def __init__(self, view: _KeptRows, expand_markets: bool) -> None:
+        self._view = view
+        self._market_fields = (
+            ("marketId", "additionalMarketIds") if expand_markets else ("marketId",)
+        )
+        self._found: dict[str, pl.Series | None] = {}
+
+    def positions(self, paths: Sequence[str]) -> list[int]:
+        found = [flags for p in paths if (flags := self._flags(p)) is not None]
+        if not found:
+            return []
+        hit = found[0]
+        for flags in found[1:]:
+            hit = hit | flags
+        return hit.arg_true().to_list()
+
+    def _flags(self, dotted: str) -> pl.Series | None:
+        """Per kept row, whether its cell at `dotted` is suspect; None when none is."""
+        if dotted not in self._found:
+            self._found[dotted] = self._compute(dotted)
+        return self._found[dotted]
+
+    def _compute(self, dotted: str) -> pl.Series | None:
+        view = self._view
+        root, _, field_name = dotted.partition(".")
+        if root in _ROW_VALUES and not field_name:
+            docs = view.stage.docs
+            suspect = frozenset().union(
+                *(docs.suspect_fields.get(name, frozenset()) for name in self._market_fields)
+            )
+            return _member(view.doc_index, suspect)
+        if root == "doc":
+            return _member(view.doc_index, view.stage.docs.suspect_fields[field_name])
+        for one in view.joined:
+            if one.plan.join.name == root and one.batch is not None:
+                return _member(view.join_index(one), one.batch.suspect_fields[field_name])
+        return None  # constants and cached documents are read as they are
+
+
+def _member(index: pl.Series, suspect: frozenset[int]) -> pl.Series | None:
+    if not suspect:
+        return None
+    flags = index.is_in(pl.Series(sorted(suspect), dtype=pl.UInt32)).fill_null(False)
+    return flags if flags.any() else None
 
 
 class _KeptRows:

@@ -40,6 +40,9 @@ class RunOptions:
     # The columnar engine's replies: larger ones spread its per-reply costs (polars calls,
     # look-ups) over more rows, but on the embedded stack 1,000 scale better end to end.
     columnar_batch_size: int = 1000
+    # Consecutive replies are joined into chunks of at least this many bytes before the
+    # engine runs (0: one reply at a time): its per-chunk costs are spread over more rows.
+    columnar_chunk_bytes: int = 0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RunOptions:
@@ -58,6 +61,7 @@ class RunOptions:
             pipeline_depth=settings.export_pipeline_depth,
             engine=settings.export_engine,
             columnar_batch_size=settings.export_columnar_batch_size,
+            columnar_chunk_bytes=settings.export_columnar_chunk_bytes,
         )
 
     def destination(self, spec: ExportSpec) -> Destination:

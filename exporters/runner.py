@@ -161,7 +161,7 @@ async def _write_columnar(
             sort=spec.source.sort or None,
         )
     ) as replies:
-        encoded = _encoded(replies, columnar)
+        encoded = _encoded(_coalesced(replies, options.columnar_chunk_bytes), columnar)
         async with aclosing(
             read_ahead(encoded, options.pipeline_depth, name="export-columnar")
         ) as batches:
@@ -246,10 +246,31 @@ def _plan(spec: ExportSpec) -> ColumnarPlan | str:
 
 
 async def _encoded(
-    replies: AsyncIterator[bytes], columnar: ColumnarBatches
+    chunks: AsyncIterator[bytes], columnar: ColumnarBatches
 ) -> AsyncGenerator[EncodedBatch, None]:
-    async for raw in replies:
+    async for raw in chunks:
         yield await columnar.encode(raw)
+
+
+async def _coalesced(
+    replies: AsyncIterator[bytes], chunk_bytes: int
+) -> AsyncGenerator[bytes, None]:
+    """Consecutive replies joined until they hold `chunk_bytes` (0: each reply alone).
+
+    The engine's cost per chunk (polars calls, look-up round trips) is then spread over more
+    rows, while the server still answers in replies of the size it serves best. A reply's
+    documents are whole BSON documents, so joined replies are one valid reply.
+    """
+    held: list[bytes] = []
+    size = 0
+    async for raw in replies:
+        held.append(raw)
+        size += len(raw)
+        if size >= chunk_bytes:
+            yield held[0] if len(held) == 1 else b"".join(held)
+            held, size = [], 0
+    if held:
+        yield b"".join(held)
 
 
 async def _joined(

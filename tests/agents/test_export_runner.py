@@ -113,6 +113,7 @@ async def test_a_running_export_shows_its_rate_and_time_left(
     one_at_a_time = {
         "mongo_batch_size": 1,
         "export_columnar_batch_size": 1,
+        "export_columnar_chunk_bytes": 0,
         "progress_interval_rows": 1,
     }
     settings = app.settings.model_copy(update=one_at_a_time)

@@ -51,7 +51,7 @@ async def test_an_export_is_one_trace_from_the_request_to_its_result_event(
     deps: Deps, monkeypatch: pytest.MonkeyPatch, spans: Any, sent_events: SentEvents
 ) -> None:
     one_at_a_time = {"mongo_batch_size": 1, "export_columnar_batch_size": 1,
-                     "progress_interval_rows": 1}  # fmt: skip
+                     "export_columnar_chunk_bytes": 0, "progress_interval_rows": 1}  # fmt: skip
     monkeypatch.setattr(app, "settings", app.settings.model_copy(update=one_at_a_time))
     record = ExportRecord(
         id="traced-1",
