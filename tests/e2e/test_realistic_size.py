@@ -16,6 +16,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from devstack.dataset import load_dataset
@@ -41,6 +42,9 @@ def test_entries_export_of_100k_entries_matches_the_dataset_row_by_row(
     data = tmp_path / "data"
     counts = write_generated_dataset(data, users=USERS, seed=20261201)
     assert counts.big_entries >= 100_000
+    # The entries export reads neither: loading them would only add a third to the load time.
+    for unread in ("scoring", "codes"):
+        (data / f"{unread}.jsonl").unlink()
     database = "realistic-size"
     env = stack.env
     load_dataset(
@@ -88,6 +92,7 @@ def test_entries_export_of_100k_entries_matches_the_dataset_row_by_row(
 
 
 def _big_entries(data: Path) -> list[dict[str, Any]]:
-    from tests.e2e.expected import load
-
-    return [e for e in load("entries", data) if e["campaignId"] == BIG_CAMPAIGN_ID]
+    # Only plain string fields are read: orjson parses them as json_util would, 15x faster.
+    with (data / "entries.jsonl").open("rb") as lines:
+        entries = [orjson.loads(line) for line in lines if line.strip()]
+    return [e for e in entries if e["campaignId"] == BIG_CAMPAIGN_ID]
