@@ -122,9 +122,7 @@ class BatchSchema:
         count = len(offsets) - 1
         nulls = {name: pa.nulls(count, _ARROW_TYPES[kind]) for name, kind in self.fields.items()}
         every = frozenset(range(count))
-        return TypedBatch(
-            raw, offsets, nulls, self.fields, every, {name: every for name in self.fields}
-        )
+        return TypedBatch(raw, offsets, nulls, self.fields, {name: every for name in self.fields})
 
     def _clashing_name(self, raw: bytes) -> bool:
         return any(element in raw for element in self._clashes)
@@ -159,8 +157,7 @@ class BatchSchema:
                 array = pc.struct_field(array, child)
             columns[dotted] = array
             by_field[dotted] = _suspects(raw, offsets, array, kind, (child or top).encode())
-        every = frozenset().union(*by_field.values())
-        return TypedBatch(raw, offsets, columns, self.fields, every, by_field)
+        return TypedBatch(raw, offsets, columns, self.fields, by_field)
 
 
 def _suspects(
@@ -254,11 +251,14 @@ class TypedBatch:
     offsets: Sequence[int]
     columns: Mapping[str, pa.Array]
     fields: Mapping[str, FieldType]
-    suspect: frozenset[int]
     # Per field, the documents whose value in it the column does not stand for: only those
     # cells of a suspect document need the row rules, the document's other columns are exact.
     suspect_fields: Mapping[str, frozenset[int]]
+    suspect: frozenset[int] = field(init=False)  # suspect in any field
     _docs: dict[int, Doc] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "suspect", frozenset().union(*self.suspect_fields.values()))
 
     def __len__(self) -> int:
         return len(self.offsets) - 1

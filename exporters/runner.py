@@ -267,7 +267,7 @@ async def _coalesced(
         held.append(raw)
         size += len(raw)
         if size >= chunk_bytes:
-            yield held[0] if len(held) == 1 else b"".join(held)
+            yield b"".join(held)
             held, size = [], 0
     if held:
         yield b"".join(held)
