@@ -37,7 +37,15 @@ from core.errors import (
 from core.events import export_result_bytes
 from core.lifecycle import start_try
 from core.logging import log_context
-from core.models import CcpaRequest, ErrorInfo, ExportRecord, PlannedUploads, Status, utcnow
+from core.models import (
+    TERMINAL_STATUSES,
+    CcpaRequest,
+    ErrorInfo,
+    ExportRecord,
+    PlannedUploads,
+    Status,
+    utcnow,
+)
 from core.progress import ProgressRate, average_rows_per_second
 from core.settings import Settings
 from exporters.registry import BY_NAME, get_spec
@@ -299,8 +307,10 @@ async def _execute(record: ExportRecord) -> tuple[ExportRecord, ExportResult]:
 
     async def on_progress(progress: Progress) -> None:
         nonlocal current
-        if status_store.status_of(record.id) != Status.TRIGGERED:
+        if status_store.status_of(record.id) in TERMINAL_STATUSES:
             # Ended by another writer (a cancel written where this export does not run).
+            # Any other status is an older copy of this run's own record, which the next
+            # write replaces.
             raise ExportCancelled("the export was cancelled")
         estimate = rate.update(
             now=time.monotonic(),

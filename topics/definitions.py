@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import MutableMapping
 from typing import Any, cast
 
 import faust
+from faust.types import TP
 
 from core.app import app
 from topics.status import StatusStore
+from topics.unreplayed import UnreplayedWrites
+
+logger = logging.getLogger(__name__)
 
 settings = app.settings
 
@@ -53,18 +58,57 @@ class SinglePartitionTable(faust.Table):  # type: ignore[type-arg]
         # and then fail to decode the changelog during recovery.
         return "raw"
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.unreplayed: UnreplayedWrites[bytes, bytes] = UnreplayedWrites()
 
-status_table = app.tables.add(
-    SinglePartitionTable(
-        app,
-        name=settings.status_table_name,
-        beacon=app.tables.beacon,
-        partitions=1,
-        default=None,
-        key_type=bytes,
-        value_type=bytes,
-    )
+    def send_changelog(
+        self,
+        partition: int | None,
+        key: Any,
+        value: Any,
+        key_serializer: Any = None,
+        value_serializer: Any = None,
+    ) -> Any:
+        sequence = self.unreplayed.sent(key, value)
+        future = super().send_changelog(partition, key, value, key_serializer, value_serializer)
+        future.add_done_callback(lambda done: self._landed(key, sequence, done))
+        return future
+
+    def _landed(self, key: bytes, sequence: int, future: Any) -> None:
+        if future.cancelled() or future.exception() is not None:
+            return  # not stored: it stays a write a replay misses
+        offset = future.result().offset
+        self.unreplayed.landed(key, sequence, offset, rebalancing=bool(self.app.rebalancing))
+
+    def restore_unreplayed(self) -> int:
+        """After a recovery: put back this process's writes the replay did not contain.
+        Returns how many it put back."""
+        recovery: Any = cast(Any, self.app.tables).recovery
+        changelog = TP(self.changelog_topic_name, 0)
+        restored = 0
+        if changelog in recovery.active_tps:
+            replayed_to = recovery.active_offsets.get(changelog)
+            for key, value in self.unreplayed.missed_by(-1 if replayed_to is None else replayed_to):
+                if value is None:
+                    self.data.pop(key, None)
+                else:
+                    self.data[key] = value
+                restored += 1
+        self.unreplayed.settled()
+        return restored
+
+
+status_table = SinglePartitionTable(
+    app,
+    name=settings.status_table_name,
+    beacon=app.tables.beacon,
+    partitions=1,
+    default=None,
+    key_type=bytes,
+    value_type=bytes,
 )
+app.tables.add(status_table)
 """Export id -> export record (orjson bytes); changelog-backed."""
 
 status_store = StatusStore(cast(MutableMapping[Any, Any], status_table))
@@ -72,6 +116,11 @@ status_store = StatusStore(cast(MutableMapping[Any, Any], status_table))
 
 async def _reindex_after_recovery() -> None:
     """Recovery replays the changelog into the table behind the store's back."""
+    restored = status_table.restore_unreplayed()
+    if restored:
+        logger.info(
+            "status table: %d writes the changelog replay did not contain put back", restored
+        )
     status_store.rebuild()
 
 
