@@ -12,6 +12,7 @@ import faust
 
 from core import metrics
 from core.deps import Deps
+from core.kafka_consumer import SteppingTransport
 from core.logging import use_json_format
 from core.models import ExportRecord
 from core.redaction import install_log_redaction
@@ -92,6 +93,12 @@ class ExportApp(faust.App):
         )
 
         metrics.set_timeout(settings.export_timeout_seconds)
+
+    def _new_transport(self) -> Any:
+        url = self.conf.broker_consumer[0]
+        if url.scheme in {"kafka", "aiokafka"}:
+            return SteppingTransport(self.conf.broker_consumer, self)
+        return super()._new_transport()
 
     @property
     def deps(self) -> Deps:
