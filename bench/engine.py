@@ -187,7 +187,8 @@ class ReplaySource:
             self.find_raw(collection, query, batch_size=batch_size, sort=sort)
         ) as replies:
             async for raw in replies:
-                yield bson.decode_all(raw, codec_options=self._codec)
+                # In a thread, as core.adapters.mongo decodes.
+                yield await asyncio.to_thread(bson.decode_all, raw, self._codec)
 
     def _lookup(self, collection: str, field: str, values: Collection[str]) -> list[bytes]:
         index = self._by_field.get((collection, field))
@@ -217,9 +218,8 @@ class ReplaySource:
         *,
         projection: Mapping[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
-        return bson.decode_all(
-            b"".join(self._lookup(collection, field, values)), codec_options=self._codec
-        )
+        found = b"".join(self._lookup(collection, field, values))
+        return await asyncio.to_thread(bson.decode_all, found, self._codec)
 
     async def find_by_ids(
         self, collection: str, ids: Collection[str], *, projection: Mapping[str, Any] | None = None

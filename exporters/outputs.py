@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +43,10 @@ class _Cells:
 
     def __call__(self, rows: Sequence[Row]) -> list[list[str]]:
         return self._cells(rows)
+
+    def encode(self, rows: Sequence[Row]) -> bytes:
+        """The rows' CSV lines (CPU work: callers run it in a thread, off the event loop)."""
+        return encode_rows(self._cells(rows))
 
 
 SinkOpener = Callable[[str, str], Awaitable[ObjectSink]]
@@ -86,7 +91,7 @@ class SingleCsv:
 
     async def write(self, rows: list[Row]) -> None:
         if rows:
-            await self._sink.write(encode_rows(self._cells(rows)))
+            await self._sink.write(await asyncio.to_thread(self._cells.encode, rows))
             self.rows_written += len(rows)
 
     async def write_encoded(self, data: bytes, rows: int) -> None:
@@ -115,11 +120,18 @@ class CsvPerGroupOutput:
         self._sinks: dict[str, ObjectSink] = {}
         self.rows_written = 0
 
-    async def write(self, rows: list[Row]) -> None:
+    def _encode_by_group(self, rows: list[Row]) -> dict[str, tuple[bytes, int]]:
         by_group: dict[str, list[Row]] = {}
         for row in rows:
             by_group.setdefault(self._layout.group(row), []).append(row)
-        for group, members in by_group.items():
+        return {
+            group: (self._cells.encode(members), len(members))
+            for group, members in by_group.items()
+        }
+
+    async def write(self, rows: list[Row]) -> None:
+        encoded = await asyncio.to_thread(self._encode_by_group, rows)
+        for group, (data, count) in encoded.items():
             sink = self._sinks.get(group)
             if sink is None:
                 sink = await self._open_sink(
@@ -127,8 +139,8 @@ class CsvPerGroupOutput:
                 )
                 self._sinks[group] = sink
                 await sink.write(self._cells.header)
-            await sink.write(encode_rows(self._cells(members)))
-            self.rows_written += len(members)
+            await sink.write(data)
+            self.rows_written += count
 
     async def close(self) -> list[StoredObject]:
         return [await self._sinks[group].close() for group in sorted(self._sinks)]
@@ -198,17 +210,22 @@ class ZipOutput:
             self._members[(group, number)] = member
         return member
 
-    async def write(self, rows: list[Row]) -> None:
+    def _append(self, rows: list[Row]) -> None:
+        """The rows' CSV lines appended to their members' buffers (in a thread: the writes
+        of one output come one at a time, so nothing else touches the buffers meanwhile)."""
         by_member: dict[int, tuple[_Member, list[Row]]] = {}
         for row in rows:
             member = self._member_for(self._layout.group(row))
             if member is not None:
                 by_member.setdefault(id(member), (member, []))[1].append(row)
         for member, members_rows in by_member.values():
-            data = encode_rows(self._cells(members_rows))
+            data = self._cells.encode(members_rows)
             member.buffer += data
             self._buffered += len(data)
             self.rows_written += len(members_rows)
+
+    async def write(self, rows: list[Row]) -> None:
+        await asyncio.to_thread(self._append, rows)
         while self._buffered > self._options.staging_buffer_bytes:
             await self._stage(max(self._members.values(), key=lambda m: len(m.buffer)))
 

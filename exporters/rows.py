@@ -1,7 +1,13 @@
-"""From source batches to joined, filtered rows: grouping, expansion, batched joins."""
+"""From source batches to joined, filtered rows: grouping, expansion, batched joins.
+
+The per-document work (folds, expansion, filters) runs in a worker thread, a batch at a
+time, so that a running export leaves the event loop to views and heartbeats; only the
+look-ups, which wait on the database, run on the loop.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
@@ -13,21 +19,34 @@ async def grouped(
     batches: AsyncIterator[list[Doc]], group: GroupConsecutive
 ) -> AsyncIterator[list[Doc]]:
     """Fold runs of documents with the same key (the source is sorted by it), across batches."""
-    pending_key: Any = None
-    pending: list[Doc] = []
+    run = _Run(group)
     async for batch in batches:
-        folded: list[Doc] = []
-        for doc in batch:
-            key = doc.get(group.key)
-            if pending and key != pending_key:
-                folded.append(group.fold(pending_key, pending))
-                pending = []
-            pending_key = key
-            pending.append(doc)
+        folded = await asyncio.to_thread(run.fold, batch)
         if folded:
             yield folded
-    if pending:
-        yield [group.fold(pending_key, pending)]
+    if run.pending:
+        yield [await asyncio.to_thread(group.fold, run.key, run.pending)]
+
+
+class _Run:
+    """The run of documents with one key that a batch left open (it may go on in the next)."""
+
+    def __init__(self, group: GroupConsecutive) -> None:
+        self._group = group
+        self.key: Any = None
+        self.pending: list[Doc] = []
+
+    def fold(self, batch: list[Doc]) -> list[Doc]:
+        """The runs this batch closes, folded."""
+        folded: list[Doc] = []
+        for doc in batch:
+            key = doc.get(self._group.key)
+            if self.pending and key != self.key:
+                folded.append(self._group.fold(self.key, self.pending))
+                self.pending = []
+            self.key = key
+            self.pending.append(doc)
+        return folded
 
 
 class Joiner:
@@ -94,13 +113,20 @@ class RowBuilder:
 
     async def build(self, docs: list[Doc], keep: Callable[[Row], bool] | None = None) -> list[Row]:
         """Rows of these documents; `keep` (a pass filter) is applied before any look-up."""
-        spec = self._spec
+        rows = await asyncio.to_thread(self._expanded, docs, keep)
+        rows = await self._joiner.apply(rows)
+        return await asyncio.to_thread(self._kept, rows)
+
+    def _expanded(self, docs: list[Doc], keep: Callable[[Row], bool] | None) -> list[Row]:
         base = {"campaign": self._ctx.campaign, "params": self._ctx.params}
         rows = [{**base, "doc": doc, "marketId": doc.get("marketId")} for doc in docs]
         if keep is not None:
             rows = [row for row in rows if keep(row)]
-        rows = [expanded for row in rows for expanded in spec.expand(row)]
-        rows = await self._joiner.apply(rows)
+        return [expanded for row in rows for expanded in self._spec.expand(row)]
+
+    def _kept(self, rows: list[Row]) -> list[Row]:
+        """The rows to write; counts the source documents skipped for a missing required join."""
+        spec = self._spec
         kept: list[Row] = []
         skipped_docs: set[int] = set()
         for row in rows:

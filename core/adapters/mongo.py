@@ -15,6 +15,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Map
 from contextlib import aclosing
 from typing import Any, Literal, TypeVar
 
+import bson
 from pymongo import AsyncMongoClient
 
 from core.adapters.faults import classify_mongo
@@ -193,24 +194,14 @@ class MongoSource:
         batch_size: int = 1000,
         sort: Sequence[tuple[str, int]] | None = None,
     ) -> AsyncGenerator[list[Doc], None]:
-        order = _total_order(sort)
-
-        def open_cursor(skip: int) -> Any:
-            cursor = self._db[collection].find(
-                dict(query), projection, batch_size=batch_size, skip=skip
-            )
-            return cursor.sort(order) if order else cursor
-
-        async def next_batch(cursor: Any) -> list[Doc]:
-            # A batch per await: iterating the cursor document by document costs an await (a
-            # future, a task step) per document.
-            batch: list[Doc] = await cursor.to_list(batch_size)
-            return batch
-
-        replies = self._stream(collection, open_cursor, next_batch, len)
-        async with aclosing(replies) as batches:
-            async for batch in batches:
-                yield batch
+        # Replies are read undecoded and decoded in a thread: decoding is the CPU work of a
+        # read, and done by the driver it would run on the event loop.
+        replies = self.find_raw(
+            collection, query, projection=projection, batch_size=batch_size, sort=sort
+        )
+        async with aclosing(replies) as undecoded:
+            async for reply in undecoded:
+                yield await asyncio.to_thread(bson.decode_all, reply, self._db.codec_options)
 
     async def find_raw(
         self,
@@ -295,7 +286,7 @@ class MongoSource:
         *,
         projection: Mapping[str, Any] | None = None,
     ) -> list[bytes]:
-        return await self._chunked(collection, field, values, projection, raw=True)
+        return await self._chunked(collection, field, values, projection)
 
     async def _lookup(
         self,
@@ -304,8 +295,12 @@ class MongoSource:
         values: Collection[str],
         projection: Mapping[str, Any] | None,
     ) -> list[Doc]:
-        found: list[list[Doc]] = await self._chunked(collection, field, values, projection)
-        return [doc for docs in found for doc in docs]
+        replies = await self._chunked(collection, field, values, projection)
+        return await asyncio.to_thread(self._decode_replies, replies)
+
+    def _decode_replies(self, replies: list[bytes]) -> list[Doc]:
+        codec = self._db.codec_options
+        return [doc for reply in replies for doc in bson.decode_all(reply, codec)]
 
     async def _chunked(
         self,
@@ -313,10 +308,8 @@ class MongoSource:
         field: str,
         values: Collection[str],
         projection: Mapping[str, Any] | None,
-        *,
-        raw: bool = False,
-    ) -> list[Any]:
-        """One result per chunk of values: a list of documents, or the raw reply bytes."""
+    ) -> list[bytes]:
+        """One reply per chunk of values: the documents found, as BSON bytes."""
         wanted = list(dict.fromkeys(values))
         chunks = [
             wanted[start : start + self._lookup_chunk]
@@ -324,18 +317,19 @@ class MongoSource:
         ]
         limit = asyncio.Semaphore(self._lookup_concurrency)
 
-        async def one(chunk: list[str]) -> Any:
+        async def one(chunk: list[str]) -> bytes:
             async with limit:
                 # One reply per chunk: without a batch size the server sends 101 documents
                 # and the rest after a getMore round trip.
                 found = await self._retry.call(
                     f"looking up {field} in {collection}", lambda: read(chunk)
                 )
-                return b"".join(found) if raw else found
+                return b"".join(found)
 
         async def read(chunk: list[str]) -> list[Any]:
-            find = self._db[collection].find_raw_batches if raw else self._db[collection].find
-            cursor = find({field: {"$in": chunk}}, projection, batch_size=len(chunk))
+            cursor = self._db[collection].find_raw_batches(
+                {field: {"$in": chunk}}, projection, batch_size=len(chunk)
+            )
             try:
                 found: list[Any] = await _whole(cursor.to_list(None))
             finally:
