@@ -12,6 +12,7 @@ import faust
 
 from core import metrics
 from core.deps import Deps
+from core.heap import freeze_long_lived
 from core.kafka_consumer import SteppingTransport
 from core.logging import use_json_format
 from core.models import ExportRecord
@@ -142,6 +143,8 @@ class ExportApp(faust.App):
 
             self._deps_stack = AsyncExitStack()
             self._deps = await open_deps(self.settings, self._deps_stack)
+        # The libraries and clients are loaded: what exists now lives for the process.
+        freeze_long_lived()
 
     def use_canceller(self, canceller: Canceller) -> None:
         """What cancels an export (the runner's); given by the composition root."""

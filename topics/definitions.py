@@ -10,6 +10,7 @@ import faust
 from faust.types import TP
 
 from core.app import app
+from core.heap import freeze_long_lived
 from topics.status import StatusStore
 from topics.unreplayed import UnreplayedWrites
 
@@ -122,6 +123,7 @@ async def _reindex_after_recovery() -> None:
             "status table: %d writes the changelog replay did not contain put back", restored
         )
     status_store.rebuild()
+    freeze_long_lived()
 
 
 status_table.on_recover(_reindex_after_recovery)
