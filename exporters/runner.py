@@ -83,6 +83,32 @@ async def load_context(
     return ExportContext(export_id=export_id, campaign=campaign, markets=markets, params=parsed)
 
 
+async def check_request(
+    spec: ExportSpec, source: DocumentSource, *, campaign_id: str, params: Mapping[str, Any] | None
+) -> None:
+    """Raise the request-time errors of SPEC §4 (bad params, unknown campaign, no markets).
+
+    What a request waits for before it is answered: the campaign and one of its markets are
+    asked for at once, and the markets are not read (the run reads them in `load_context`,
+    and fails then if they vanished meanwhile).
+    """
+    parse_params(spec, params)
+    campaign, market = await asyncio.gather(
+        source.find_one("campaigns", {"_id": campaign_id}),
+        source.find_one("markets", {"campaignId": campaign_id})
+        if spec.requires_markets
+        else _nothing(),
+    )
+    if campaign is None:
+        raise CampaignNotFound(campaign_id=campaign_id)
+    if spec.requires_markets and market is None:
+        raise NoMarketsFound(campaign_id=campaign_id)
+
+
+async def _nothing() -> None:
+    return None
+
+
 async def count_source(spec: ExportSpec, ctx: ExportContext, source: DocumentSource) -> int:
     """The preliminary count (`totalCount`): source documents, before expansion and joins."""
     return await source.count(spec.source.collection, spec.source.query(ctx))

@@ -14,7 +14,7 @@ from core.errors import ExportNotFound, ExportRetired, ExportServiceError, NotRe
 from core.events import export_requested_bytes
 from core.models import ExportRecord, Status, new_export_id, utcnow
 from exporters.registry import BY_NAME, get_spec
-from exporters.runner import load_context
+from exporters.runner import check_request
 from topics.definitions import status_store
 from web import openapi  # noqa: F401  (registers GET /openapi.json beside the API it documents)
 from web.auth import Principal, authenticate, require_report
@@ -88,12 +88,8 @@ class CampaignExports(ApiView):
         check_params(spec.params, body.params, export_type=spec.name)
         export_id = new_export_id()
         # Unknown campaign (404), bad params (400) and no markets (422) fail here, not later.
-        await load_context(
-            spec,
-            app.deps.for_requests,
-            export_id=export_id,
-            campaign_id=campaign_id,
-            params=body.params,
+        await check_request(
+            spec, app.deps.for_requests, campaign_id=campaign_id, params=body.params
         )
         record = ExportRecord(
             id=export_id,
