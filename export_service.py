@@ -14,6 +14,7 @@ import web.health
 import web.identity
 import web.metrics
 from core.app import app
+from core.interpreter import use_switch_interval
 from core.tracing import configure_tracing
 
 __all__ = ["agents", "app", "main", "web"]
@@ -45,6 +46,7 @@ def main() -> None:
     sys.argv = _without_banner(_with_default_log_level(sys.argv, app.settings.log_level))
     # Off unless the standard OTEL_* variables ask for an exporter (core/tracing.py).
     configure_tracing()
+    use_switch_interval(app.settings.thread_switch_interval_seconds)
     app.main()
 
 

@@ -356,10 +356,14 @@ async def _run_type(
     batch_size: int | None = None,
     chunk_bytes: int | None = None,
 ) -> dict[str, Any]:
+    from core.interpreter import use_switch_interval
+    from core.settings import Settings
     from exporters.columnar import ColumnarPlan, plan_or_reason
     from exporters.registry import get_spec
     from exporters.runner import RunOptions, load_context, run_export
 
+    # As the worker runs (export_service.main).
+    use_switch_interval(Settings.model_fields["thread_switch_interval_seconds"].default)
     spec = get_spec(name)
     source = ReplaySource(directory)
     ctx = await load_context(
@@ -372,8 +376,6 @@ async def _run_type(
     plan = plan_or_reason(spec)
     uses_columnar = engine == "columnar" and isinstance(plan, ColumnarPlan)
     store = CountingStore()
-    from core.settings import Settings
-
     defaults = Settings.model_fields
     row_batch = batch_size or defaults["mongo_batch_size"].default
     columnar_batch = batch_size or defaults["export_columnar_batch_size"].default

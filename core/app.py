@@ -12,7 +12,7 @@ import faust
 
 from core import metrics
 from core.deps import Deps
-from core.heap import freeze_long_lived
+from core.interpreter import freeze_long_lived
 from core.kafka_consumer import SteppingTransport
 from core.logging import use_json_format
 from core.models import ExportRecord

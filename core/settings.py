@@ -130,6 +130,13 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(
         30.0, ge=0, description="on SIGTERM, time the running export gets to finish"
     )
+    thread_switch_interval_seconds: float = Field(
+        0.0005,
+        gt=0,
+        le=0.1,
+        description="how long the export's worker thread may hold the GIL before the event "
+        "loop gets it back (sys.setswitchinterval; Python's default is 0.005)",
+    )
 
     # Web
     web_host: str = "127.0.0.1"

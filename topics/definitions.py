@@ -10,7 +10,7 @@ import faust
 from faust.types import TP
 
 from core.app import app
-from core.heap import freeze_long_lived
+from core.interpreter import freeze_long_lived
 from topics.status import StatusStore
 from topics.unreplayed import UnreplayedWrites
 

@@ -1,12 +1,24 @@
-"""Keeps the cyclic garbage collector from stopping the event loop over long-lived objects."""
+"""How the interpreter runs the worker so that its event loop stays free: the GIL's switch
+interval and what the cyclic garbage collector visits."""
 
 from __future__ import annotations
 
 import gc
 import logging
+import sys
 import time
 
 logger = logging.getLogger(__name__)
+
+
+def use_switch_interval(seconds: float) -> None:
+    """Let a thread keep the GIL at most `seconds` while another waits for it.
+
+    The engine's CPU work runs in a worker thread; every time the loop wakes (a request's
+    bytes, a broker's answer, a timer) it waits for the GIL, up to Python's default 5 ms, and
+    a request wakes it several times.
+    """
+    sys.setswitchinterval(seconds)
 
 
 def freeze_long_lived() -> None:

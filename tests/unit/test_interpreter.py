@@ -1,10 +1,12 @@
-"""core.heap: what is alive at start-up or after a recovery is left out of later collections."""
+"""core.interpreter: the GIL's switch interval, and what later collections leave out."""
 
 from __future__ import annotations
 
 import gc
+import sys
 
-from core.heap import freeze_long_lived
+from core.interpreter import freeze_long_lived, use_switch_interval
+from core.settings import Settings
 
 
 class _Node:
@@ -27,3 +29,13 @@ def test_objects_alive_when_frozen_are_not_visited_by_later_collections() -> Non
         assert _in_a_generation(born_later)
     finally:
         gc.unfreeze()
+
+
+def test_the_worker_switches_threads_at_the_configured_interval() -> None:
+    before = sys.getswitchinterval()
+    try:
+        use_switch_interval(Settings().thread_switch_interval_seconds)
+        assert sys.getswitchinterval() == 0.0005
+        assert sys.getswitchinterval() < before
+    finally:
+        sys.setswitchinterval(before)
