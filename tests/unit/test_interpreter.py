@@ -33,9 +33,9 @@ def test_objects_alive_when_frozen_are_not_visited_by_later_collections() -> Non
 
 def test_the_worker_switches_threads_at_the_configured_interval() -> None:
     before = sys.getswitchinterval()
+    sys.setswitchinterval(0.005)  # Python's default
     try:
         use_switch_interval(Settings().thread_switch_interval_seconds)
         assert sys.getswitchinterval() == 0.0005
-        assert sys.getswitchinterval() < before
     finally:
         sys.setswitchinterval(before)
