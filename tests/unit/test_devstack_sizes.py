@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from bson import json_util
 
+from core.dataset import _JSON_OPTIONS, _parse_line, read_jsonl
 from devstack import ferretdb_patch
-from devstack.dataset import _JSON_OPTIONS, _parse_line, read_jsonl
 from devstack.ferretdb_patch import MODULES, OVERLAY_DIR, Edit, Module, PatchError
 from devstack.generate import BIG_CAMPAIGN_ID, write_generated_dataset
 
