@@ -51,7 +51,9 @@ class Intake:
         """Publish the refused event with its reason; wait until the broker has it."""
         await self.broker.send(
             self.app.settings.topic_dlq,
-            value=dead_letter_bytes(raw, reason=reason, detail=detail, origin=origin),
+            value=dead_letter_bytes(
+                raw, reason=reason, detail=detail, origin=origin, rejected_at=self.clock()
+            ),
             headers=tracing.kafka_headers(),
         )
         logger.warning("dead-lettered an input event: %s", reason, extra={"origin": origin})

@@ -10,7 +10,7 @@ from typing import Any, cast
 import pytest
 
 from core.app import ExportApp
-from core.deps import Deps
+from core.deps import Clock, Deps
 from core.settings import Settings
 from export_service import Service, build
 from tests.fakes import FakeBroker, InMemorySource, InMemoryStore
@@ -31,8 +31,14 @@ def broker() -> FakeBroker:
 
 
 @pytest.fixture
-def deps(broker: FakeBroker) -> Deps:
-    return Deps(source=InMemorySource(dataset()), store=InMemoryStore(), broker=broker)
+def clock() -> Clock | None:
+    """The clock the root is given (None: the wall clock); a test may parametrize it."""
+    return None
+
+
+@pytest.fixture
+def deps(broker: FakeBroker, clock: Clock | None) -> Deps:
+    return Deps(source=InMemorySource(dataset()), store=InMemoryStore(), broker=broker, clock=clock)
 
 
 @pytest.fixture

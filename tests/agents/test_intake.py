@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import orjson
+import pytest
 
 from core.app import ExportApp
 from core.deps import Deps
 from core.models import Status, new_export_id
+from core.settings import Settings
+from tests.fakes import FakeBroker
 from topics.status import StatusStore
 
 
@@ -96,3 +100,21 @@ async def test_a_producers_own_event_id_of_any_type_is_not_a_reason_to_refuse(
     async with intake.test_context() as agent:
         await agent.put(request(export_id, campaignId=f"c-{export_id}", eventId=42))
     assert status_store.get(export_id) is not None
+
+
+FIXED = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize("clock", [lambda: FIXED])
+async def test_the_clock_given_to_the_root_stamps_records_and_dead_letters(
+    status_store: StatusStore, intake: Any, broker: FakeBroker, settings: Settings
+) -> None:
+    export_id = new_export_id()
+    async with intake.test_context() as agent:
+        await agent.put(request(export_id, campaignId=f"c-{export_id}"))
+        await agent.put(b"{not json")
+    record = status_store.get(export_id)
+    assert record is not None
+    assert record.created_at == FIXED
+    (letter,) = broker.on(settings.topic_dlq)
+    assert orjson.loads(letter["value"])["rejectedAt"].startswith("2026-01-02T03:04:05")
