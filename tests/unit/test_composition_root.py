@@ -8,11 +8,14 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from core.deps import Deps
-from core.models import ExportRecord
+from core.models import ExportRecord, utcnow
 from core.settings import Settings
 from export_service import build
 from tests.fakes import FakeBroker, InMemorySource, InMemoryStore, seed
+from topics.broker import KafkaBroker
 from web.context import web_app_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -91,3 +94,14 @@ async def test_two_apps_built_in_one_process_share_no_state() -> None:
         paths = {r.resource.canonical for r in web_app_of(built.app).router.routes() if r.resource}
         assert "/campaigns/{campaign_id}/exports" in paths
         assert len(web_app_of(built.app).middlewares) == 1
+
+
+async def test_without_fakes_the_root_wires_kafka_and_the_wall_clock() -> None:
+    built = build(Settings())
+    assert isinstance(built.broker, KafkaBroker)
+    assert built.clock is utcnow
+    assert built.runner.broker is built.broker
+    assert built.web.broker is built.broker
+    # The clients are opened when the app starts, not when it is built.
+    with pytest.raises(RuntimeError, match="not open yet"):
+        _ = built.app.deps
