@@ -6,7 +6,9 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint bench bench-stack bench-status bench-tracing soak soak-crash setup clean
 
-$(STAMP): pyproject.toml
+# export_service.py too: the editable install copies that single-file module (force-include)
+# into site-packages, where the `export-service` script imports it from.
+$(STAMP): pyproject.toml export_service.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'

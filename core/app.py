@@ -1,4 +1,6 @@
-"""The Faust app: one module-level `app`, its settings, and the Deps it opens and closes."""
+"""The Faust app class: its settings, its metrics, and the Deps it opens and closes.
+
+No app exists at import: the composition root (`export_service.build`) makes one."""
 
 from __future__ import annotations
 
@@ -10,14 +12,13 @@ from typing import Any, cast
 
 import faust
 
-from core import metrics
 from core.deps import Deps
 from core.interpreter import freeze_long_lived
 from core.kafka_consumer import SteppingTransport
 from core.logging import use_json_format
+from core.metrics import ServiceMetrics
 from core.models import ExportRecord
-from core.redaction import install_log_redaction
-from core.settings import Settings, get_settings
+from core.settings import Settings
 from core.topic_admin import ensure_topics
 
 logger = logging.getLogger(__name__)
@@ -44,11 +45,22 @@ class ExportWorker(faust.Worker):
 
 
 class ExportApp(faust.App):
-    """faust.App that creates its topics first and owns the service's clients."""
+    """faust.App that creates its topics first and owns the service's clients and metrics.
 
-    def __init__(self, settings: Settings, **options: Any) -> None:
+    `deps` given (tests): those clients are used and nothing is opened at start.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        deps: Deps | None = None,
+        service_metrics: ServiceMetrics | None = None,
+        **options: Any,
+    ) -> None:
         self.settings = settings
-        self._deps: Deps | None = None
+        self.service_metrics = service_metrics or ServiceMetrics()
+        self._deps: Deps | None = deps
         self._deps_stack: AsyncExitStack | None = None
         self._drains: list[Drain] = []
         self._canceller: Canceller | None = None
@@ -88,12 +100,12 @@ class ExportApp(faust.App):
             consumer_max_fetch_size=settings.kafka_max_fetch_bytes,
             stream_buffer_maxsize=settings.kafka_stream_buffer_size,
             # Faust's own sensor metrics (faust_*) in the registry /metrics serves.
-            monitor=metrics.faust_monitor(),
+            monitor=self.service_metrics.faust_monitor(),
             Worker=ExportWorker,
             **options,
         )
 
-        metrics.set_timeout(settings.export_timeout_seconds)
+        self.service_metrics.set_timeout(settings.export_timeout_seconds)
 
     def _new_transport(self) -> Any:
         url = self.conf.broker_consumer[0]
@@ -139,10 +151,12 @@ class ExportApp(faust.App):
     async def on_start(self) -> None:
         await super().on_start()
         if self._deps is None:
-            from core.wiring import open_deps  # the composition root, only when running
+            from core.wiring import open_deps  # real clients, only when running
 
             self._deps_stack = AsyncExitStack()
-            self._deps = await open_deps(self.settings, self._deps_stack)
+            self._deps = await open_deps(
+                self.settings, self._deps_stack, self.service_metrics.record_retry
+            )
         # The libraries and clients are loaded: what exists now lives for the process.
         freeze_long_lived()
 
@@ -178,7 +192,3 @@ class ExportApp(faust.App):
             self._deps_stack = None
             self._deps = None
         await super().on_shutdown()
-
-
-install_log_redaction()
-app = ExportApp(get_settings())

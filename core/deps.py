@@ -1,12 +1,24 @@
-"""The ports the exporters and views depend on, and the bundle of them (Deps)."""
+"""The ports the exporters, agents and views depend on, and the bundle of them (Deps)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Collection, Mapping, Sequence
+import datetime as dt
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Collection,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 Doc = dict[str, Any]
+
+Clock = Callable[[], dt.datetime]
+"""The time records are stamped with (aware UTC): `core.models.utcnow` unless a test
+gives another."""
 
 
 class DocumentSource(Protocol):
@@ -130,6 +142,31 @@ class ObjectStore(Protocol):
     async def ping(self, bucket: str) -> None: ...
 
 
+class Broker(Protocol):
+    """The Kafka cluster as agents and views use it: sends, and what this worker holds."""
+
+    async def send(
+        self,
+        topic: str,
+        *,
+        value: bytes,
+        key: bytes | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> None:
+        """Publish one event on `topic` (a name from the settings) and wait until the broker
+        acknowledged it."""
+        ...
+
+    async def ping(self) -> None:
+        """A round trip to the cluster; raises when the broker cannot be reached."""
+        ...
+
+    def holds_partition_of(self, topic: str) -> bool:
+        """Whether this worker is assigned a partition of `topic`; raises while the consumer
+        has not started."""
+        ...
+
+
 @dataclass(frozen=True)
 class Deps:
     """Everything with I/O that agents and views need; tests put fakes here.
@@ -137,11 +174,17 @@ class Deps:
     `request_source` is what REST views read: the same database with a retry budget a
     caller can wait for (a request answers 503 during an outage rather than hanging for
     the exports' budget). It is `source` unless given.
+
+    The clients (`source`, `store`) are opened when the app starts unless the composition
+    root is given them; `broker` (None: the app's own Kafka topics) and `clock` are read by
+    the root when it builds the app.
     """
 
     source: DocumentSource
     store: ObjectStore
     request_source: DocumentSource | None = None
+    broker: Broker | None = None
+    clock: Clock | None = None
 
     @property
     def for_requests(self) -> DocumentSource:

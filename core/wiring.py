@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 
-from core import metrics
 from core.adapters.mongo import MongoSource, mongo_retrier
 from core.adapters.s3 import S3ObjectStore, s3_retrier
 from core.deps import Deps
@@ -23,8 +23,11 @@ def retry_policy(settings: Settings) -> RetryPolicy:
     )
 
 
-async def open_deps(settings: Settings, stack: AsyncExitStack) -> Deps:
-    """Open the MongoDB and S3 clients; `stack` closes them."""
+async def open_deps(
+    settings: Settings, stack: AsyncExitStack, record_retry: Callable[[str, str], None]
+) -> Deps:
+    """Open the MongoDB and S3 clients; `stack` closes them; `record_retry(dependency,
+    reason)` counts their retries."""
     policy = retry_policy(settings)
     source = MongoSource.connect(
         settings.mongo_url.get_secret_value(),
@@ -33,7 +36,7 @@ async def open_deps(settings: Settings, stack: AsyncExitStack) -> Deps:
         lookup_chunk=settings.mongo_lookup_chunk_size,
         lookup_concurrency=settings.mongo_lookup_concurrency,
         read_ahead=settings.mongo_read_ahead_batches,
-        retrier=mongo_retrier(policy, metrics.record_retry),
+        retrier=mongo_retrier(policy, record_retry),
     )
     stack.push_async_callback(source.close)
     session = get_session()
@@ -62,6 +65,6 @@ async def open_deps(settings: Settings, stack: AsyncExitStack) -> Deps:
             ),
         )
     )
-    store = S3ObjectStore(client, s3_retrier(policy, metrics.record_retry))
-    request_source = source.with_retrier(mongo_retrier(REQUEST_RETRY, metrics.record_retry))
+    store = S3ObjectStore(client, s3_retrier(policy, record_retry))
+    request_source = source.with_retrier(mongo_retrier(REQUEST_RETRY, record_retry))
     return Deps(source=source, store=store, request_source=request_source)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -197,10 +198,10 @@ MODULES = (
 )
 
 
-def patch_digest() -> str:
+def patch_digest(modules: Sequence[Module] = MODULES) -> str:
     """Changes whenever the patch set or an overlay file changes (part of the build's key)."""
     sha = hashlib.sha256()
-    for module in MODULES:
+    for module in modules:
         sha.update(f"{module.path}@{module.version}\0{module.folder}\0".encode())
         for edit in module.edits:
             sha.update(f"{edit.path}\0{edit.old}\0{edit.new}\0{edit.count}\0".encode())

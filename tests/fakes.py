@@ -1,4 +1,5 @@
-"""In-memory implementations of the ports in core.deps, for unit tests of the engine."""
+"""In-memory implementations of the ports in core.deps, for unit tests of the engine, the
+agents and the views."""
 
 from __future__ import annotations
 
@@ -259,6 +260,44 @@ class InMemoryStore:
 
     async def ping(self, bucket: str) -> None:
         return None
+
+
+class FakeBroker:
+    """The Kafka side without a broker: sends are kept per topic and acknowledged at once
+    (never, with `acknowledges` False; refused with `send_error`); `ping_error` makes the
+    broker unreachable; the worker holds the exports partition unless `holds` is False."""
+
+    def __init__(self) -> None:
+        self.sent: dict[str, list[dict[str, Any]]] = {}
+        self.acknowledges = True
+        self.send_error: Exception | None = None
+        self.ping_error: Exception | None = None
+        self.holds = True
+
+    def on(self, topic: str) -> list[dict[str, Any]]:
+        """The messages sent on `topic` so far (a live list)."""
+        return self.sent.setdefault(topic, [])
+
+    async def send(
+        self,
+        topic: str,
+        *,
+        value: bytes,
+        key: bytes | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> None:
+        if self.send_error is not None:
+            raise self.send_error
+        self.on(topic).append({"key": key, "value": value, "headers": list(headers)})
+        if not self.acknowledges:
+            await asyncio.get_running_loop().create_future()
+
+    async def ping(self) -> None:
+        if self.ping_error is not None:
+            raise self.ping_error
+
+    def holds_partition_of(self, topic: str) -> bool:
+        return self.holds
 
 
 def seed(store: StatusStore, *items: ExportRecord | CcpaRequest) -> None:

@@ -1,47 +1,22 @@
-"""The exports input topic, the export-events output topic, the DLQ and the status table."""
+"""The exports input topic, the export-events output topic, the DLQ and the status table,
+declared on an app by `declare` (called by the composition root)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import MutableMapping
+from dataclasses import dataclass
 from typing import Any, cast
 
 import faust
-from faust.types import TP
+from faust.types import TP, TopicT
 
-from core.app import app
+from core.app import ExportApp
 from core.interpreter import freeze_long_lived
 from topics.status import StatusStore
 from topics.unreplayed import UnreplayedWrites
 
 logger = logging.getLogger(__name__)
-
-settings = app.settings
-
-exports_topic = app.topic(
-    settings.topic_exports,
-    partitions=1,
-    value_serializer="raw",
-    key_serializer="raw",
-)
-"""Export requests and CCPA deletions, one partition: the serial queue (raw bytes in,
-so that unparseable events can be sent to the DLQ as they arrived)."""
-
-export_events_topic = app.topic(
-    settings.topic_export_events,
-    partitions=1,
-    value_serializer="raw",
-    key_serializer="raw",
-)
-"""export.finished / export.failed / export.expired / ccpa.deletion_completed."""
-
-dlq_topic = app.topic(
-    settings.topic_dlq,
-    partitions=1,
-    value_serializer="raw",
-    key_serializer="raw",
-)
-"""Input events that could not be parsed or validated, with the reason."""
 
 
 class SinglePartitionTable(faust.Table):  # type: ignore[type-arg]
@@ -100,30 +75,55 @@ class SinglePartitionTable(faust.Table):  # type: ignore[type-arg]
         return restored
 
 
-status_table = SinglePartitionTable(
-    app,
-    name=settings.status_table_name,
-    beacon=app.tables.beacon,
-    partitions=1,
-    default=None,
-    key_type=bytes,
-    value_type=bytes,
-)
-app.tables.add(status_table)
-"""Export id -> export record (orjson bytes); changelog-backed."""
+@dataclass(frozen=True)
+class Declared:
+    """What `declare` put on one app."""
 
-status_store = StatusStore(cast(MutableMapping[Any, Any], status_table))
+    exports: TopicT
+    """Export requests and CCPA deletions, one partition: the serial queue (raw bytes in,
+    so that unparseable events can be sent to the DLQ as they arrived)."""
+    export_events: TopicT
+    """export.finished / export.failed / export.expired / ccpa.deletion_completed."""
+    dlq: TopicT
+    """Input events that could not be parsed or validated, with the reason."""
+    status_table: SinglePartitionTable
+    """Export id -> export record (orjson bytes); changelog-backed."""
+    status_store: StatusStore
+
+    async def reindex_after_recovery(self) -> None:
+        """Recovery replays the changelog into the table behind the store's back."""
+        restored = self.status_table.restore_unreplayed()
+        if restored:
+            logger.info(
+                "status table: %d writes the changelog replay did not contain put back", restored
+            )
+        self.status_store.rebuild()
+        freeze_long_lived()
 
 
-async def _reindex_after_recovery() -> None:
-    """Recovery replays the changelog into the table behind the store's back."""
-    restored = status_table.restore_unreplayed()
-    if restored:
-        logger.info(
-            "status table: %d writes the changelog replay did not contain put back", restored
-        )
-    status_store.rebuild()
-    freeze_long_lived()
+def _raw_topic(app: ExportApp, name: str) -> TopicT:
+    return app.topic(name, partitions=1, value_serializer="raw", key_serializer="raw")
 
 
-status_table.on_recover(_reindex_after_recovery)
+def declare(app: ExportApp) -> Declared:
+    """Declare the three topics and the status table on `app`, with the store over it."""
+    settings = app.settings
+    status_table = SinglePartitionTable(
+        app,
+        name=settings.status_table_name,
+        beacon=app.tables.beacon,
+        partitions=1,
+        default=None,
+        key_type=bytes,
+        value_type=bytes,
+    )
+    app.tables.add(status_table)
+    declared = Declared(
+        exports=_raw_topic(app, settings.topic_exports),
+        export_events=_raw_topic(app, settings.topic_export_events),
+        dlq=_raw_topic(app, settings.topic_dlq),
+        status_table=status_table,
+        status_store=StatusStore(cast(MutableMapping[Any, Any], status_table)),
+    )
+    status_table.on_recover(declared.reindex_after_recovery)
+    return declared

@@ -9,7 +9,6 @@ from typing import Any
 import faust
 from aiohttp import web
 
-from core.app import app
 from core.asyncapi import build_document
 from exporters.registry import SPECS
 from web.responses import ApiView, json_response
@@ -33,6 +32,3 @@ class AsyncApiDocument(ApiView):
 
     async def get(self, request: web.Request) -> web.Response:
         return json_response(_document())
-
-
-blueprint.register(app, url_prefix="")

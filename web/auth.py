@@ -16,10 +16,10 @@ from jwt.algorithms import HMACAlgorithm
 from jwt.types import Options
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError
 
-from core.app import app
 from core.errors import AuthNotConfigured, Forbidden, Unauthenticated
 from core.ids import REQUESTER_MAX_LENGTH
 from core.settings import Settings
+from web.context import context_of
 
 logger = logging.getLogger(__name__)
 
@@ -191,26 +191,31 @@ class Unconfigured:
         raise AuthNotConfigured(self.error.message)
 
 
-_cached: tuple[Settings, Authenticator] | None = None
-
-
 def authenticator_for(settings: Settings) -> Authenticator:
-    """The authenticator of these settings, built once per settings object."""
-    global _cached
-    if _cached is None or _cached[0] is not settings:
-        built: Authenticator
-        try:
-            built = JwtAuthenticator.from_settings(settings)
-        except AuthNotConfigured as exc:
-            logger.error("authentication is not configured: %s", exc.message)
-            built = Unconfigured(exc)
-        _cached = (settings, built)
-    return _cached[1]
+    """The authenticator of these settings; an unusable key makes one that refuses all."""
+    try:
+        return JwtAuthenticator.from_settings(settings)
+    except AuthNotConfigured as exc:
+        logger.error("authentication is not configured: %s", exc.message)
+        return Unconfigured(exc)
+
+
+class Authenticators:
+    """One app's authenticator, built once per settings object (tests swap the settings)."""
+
+    def __init__(self) -> None:
+        self._built: tuple[Settings, Authenticator] | None = None
+
+    def for_settings(self, settings: Settings) -> Authenticator:
+        if self._built is None or self._built[0] is not settings:
+            self._built = (settings, authenticator_for(settings))
+        return self._built[1]
 
 
 def authenticate(request: web.Request) -> Principal:
-    """The verified caller of `request` (401/503 otherwise), with the app's settings."""
-    return authenticator_for(app.settings).authenticate(request)
+    """The verified caller of `request` (401/503 otherwise), with its app's settings."""
+    context = context_of(request)
+    return context.authenticators.for_settings(context.app.settings).authenticate(request)
 
 
 def require_report(principal: Principal, campaign_id: str) -> None:

@@ -8,13 +8,12 @@ import faust
 from aiohttp import web
 
 from core import tracing
-from core.app import app
 from core.errors import ExportServiceError, NotReady
 from core.events import ccpa_requested_bytes
-from core.models import CcpaRequest, new_export_id, utcnow
-from topics.definitions import status_store
+from core.models import CcpaRequest, new_export_id
 from web.auth import Principal, require_supreme
 from web.bodies import CcpaPage
+from web.context import context_of
 from web.publish import publish_request, require_broker
 from web.requests import decode_cursor, encode_cursor, parse_ccpa_list_query, validated_id
 from web.responses import ApiView, json_response
@@ -36,7 +35,7 @@ def _authorised(request: web.Request, value: str, *, name: str) -> Principal:
     """401 without a valid token, 403 unless supreme, 400 for a bad id, 503 until recovered."""
     principal = require_supreme(request)
     validated_id(value, name=name)
-    if not app.table_ready():
+    if not context_of(request).app.table_ready():
         raise NotReady("the export status table is still being recovered; retry shortly")
     return principal
 
@@ -45,18 +44,21 @@ def _authorised(request: web.Request, value: str, *, name: str) -> Principal:
 class CcpaUser(ApiView):
     async def delete(self, request: web.Request, user_id: str) -> web.Response:
         principal = _authorised(request, user_id, name="userId")
+        context = context_of(request)
+        status_store = context.status_store
         ccpa = CcpaRequest(
             request_id=new_export_id(),
             user_id=user_id,
             source="rest",
             requested_by=principal.sub,
-            created_at=utcnow(),
+            created_at=context.clock(),
             **tracing.record_ids(),
         )
-        await require_broker()
+        await require_broker(request)
         # Visible (PENDING) at once; the intake finds it recorded when the event comes back.
         status_store.put_ccpa(ccpa)
         await publish_request(
+            request,
             ccpa.request_id,
             ccpa_requested_bytes(ccpa),
             forget=lambda: status_store.remove_ccpa(ccpa.request_id),
@@ -70,10 +72,11 @@ class CcpaRequests(ApiView):
     async def get(self, request: web.Request) -> web.StreamResponse:
         """Every CCPA deletion request, newest first (supreme only)."""
         require_supreme(request)
-        if not app.table_ready():
+        context = context_of(request)
+        if not context.app.table_ready():
             raise NotReady("the export status table is still being recovered; retry shortly")
         query = parse_ccpa_list_query(request.query)
-        page = status_store.ccpa_page(
+        page = context.status_store.ccpa_page(
             status=query.status,
             before=None if query.cursor is None else decode_cursor(query.cursor),
             limit=query.limit,
@@ -92,10 +95,7 @@ class CcpaRequestView(ApiView):
     @served_by_table_owner
     async def get(self, request: web.Request, request_id: str) -> web.StreamResponse:
         _authorised(request, request_id, name="requestId")
-        found = status_store.get_ccpa(request_id)
+        found = context_of(request).status_store.get_ccpa(request_id)
         if found is None:
             raise CcpaRequestNotFound(request_id=request_id)
         return json_response(found.to_public())
-
-
-blueprint.register(app, url_prefix="")

@@ -8,18 +8,17 @@ from typing import Any
 import faust
 from aiohttp import web
 
-from core import metrics, tracing
-from core.app import app
+from core import tracing
 from core.errors import ExportNotFound, ExportRetired, ExportServiceError, NotReady
 from core.events import export_requested_bytes
-from core.models import ExportRecord, Status, new_export_id, utcnow
+from core.metrics import RequestOutcome
+from core.models import ExportRecord, Status, new_export_id
 from exporters.registry import BY_NAME, get_spec
 from exporters.runner import check_request
-from topics.definitions import status_store
-from web import openapi  # noqa: F401  (registers GET /openapi.json beside the API it documents)
+from topics.status import StatusStore
 from web.auth import Principal, authenticate, require_report
 from web.bodies import DownloadUrl, ExportDownloads, ExportPage
-from web.middleware import install as install_middleware
+from web.context import WebContext, context_of
 from web.publish import publish_request, require_broker
 from web.requests import (
     check_params,
@@ -37,7 +36,6 @@ logger = logging.getLogger(__name__)
 
 blueprint = faust.web.Blueprint("exports")
 
-metrics.register_export_types(BY_NAME)
 _EXPORT_TYPE = web.RequestKey("export_type", str)
 
 
@@ -46,12 +44,13 @@ def _authorised(request: web.Request, campaign_id: str) -> Principal:
     principal = authenticate(request)
     validated_id(campaign_id, name="campaignId")
     require_report(principal, campaign_id)
-    if not app.table_ready():
+    if not context_of(request).app.table_ready():
         raise NotReady("the export status table is still being recovered; retry shortly")
     return principal
 
 
-async def _with_download_urls(record: ExportRecord) -> dict[str, Any]:
+async def _with_download_urls(context: WebContext, record: ExportRecord) -> dict[str, Any]:
+    app = context.app
     body = record.to_public()
     if record.status == Status.FINISHED and record.bucket:
         expiry = app.settings.presign_expiry_seconds
@@ -70,17 +69,20 @@ async def _with_download_urls(record: ExportRecord) -> dict[str, Any]:
 class CampaignExports(ApiView):
     async def post(self, request: web.Request, campaign_id: str) -> web.Response:
         """_create, counted in export_requests_total (refusals of authenticated callers)."""
+        metrics = context_of(request).app.service_metrics
         try:
             response = await self._create(request, campaign_id)
         except ExportServiceError as exc:
             if exc.http_status not in {401, 403}:
                 metrics.record_export_request(request.get(_EXPORT_TYPE), "rejected")
             raise
-        outcome: metrics.RequestOutcome = "accepted" if response.status == 202 else "duplicate"
+        outcome: RequestOutcome = "accepted" if response.status == 202 else "duplicate"
         metrics.record_export_request(request.get(_EXPORT_TYPE), outcome)
         return response
 
     async def _create(self, request: web.Request, campaign_id: str) -> web.Response:
+        context = context_of(request)
+        status_store = context.status_store
         principal = _authorised(request, campaign_id)
         body = parse_create_body(await read_json(request))
         request[_EXPORT_TYPE] = body.export_type
@@ -89,7 +91,7 @@ class CampaignExports(ApiView):
         export_id = new_export_id()
         # Unknown campaign (404), bad params (400) and no markets (422) fail here, not later.
         await check_request(
-            spec, app.deps.for_requests, campaign_id=campaign_id, params=body.params
+            spec, context.app.deps.for_requests, campaign_id=campaign_id, params=body.params
         )
         record = ExportRecord(
             id=export_id,
@@ -98,16 +100,17 @@ class CampaignExports(ApiView):
             params=body.params,
             source="rest",
             requested_by=principal.sub,
-            created_at=utcnow(),
+            created_at=context.clock(),
             **tracing.record_ids(),
         )
-        await require_broker()
+        await require_broker(request)
         # No await between the duplicate check and the write: concurrent requests
         # in this worker cannot both create the same export.
         accepted, created = status_store.accept(record)
         if not created:
             return json_response(accepted.to_public(), status=200)
         await publish_request(
+            request,
             record.id,
             export_requested_bytes(record),
             forget=lambda: status_store.remove(record.id),
@@ -118,7 +121,7 @@ class CampaignExports(ApiView):
     async def get(self, request: web.Request, campaign_id: str) -> web.StreamResponse:
         _authorised(request, campaign_id)
         query = parse_list_query(request.query, export_types=BY_NAME.keys())
-        page = status_store.page(
+        page = context_of(request).status_store.page(
             campaign_id,
             status=query.status,
             export_type=query.export_type,
@@ -140,19 +143,22 @@ class CampaignExport(ApiView):
     ) -> web.StreamResponse:
         _authorised(request, campaign_id)
         validated_id(export_id, name="exportId")
-        return json_response(await _with_download_urls(_found(campaign_id, export_id)))
+        context = context_of(request)
+        record = _found(context.status_store, campaign_id, export_id)
+        return json_response(await _with_download_urls(context, record))
 
     async def delete(self, request: web.Request, campaign_id: str, export_id: str) -> web.Response:
         """Cancel a PENDING or TRIGGERED export: 200 with the CANCELLED record, 409 when it
         has already ended (with its status), 404 when it is not there."""
         principal = _authorised(request, campaign_id)
         validated_id(export_id, name="exportId")
-        record = _found(campaign_id, export_id)
-        cancelled = await app.cancel_export(campaign_id, record.id, principal.sub)
+        context = context_of(request)
+        record = _found(context.status_store, campaign_id, export_id)
+        cancelled = await context.app.cancel_export(campaign_id, record.id, principal.sub)
         return json_response(cancelled.to_public(), status=200)
 
 
-def _found(campaign_id: str, export_id: str) -> ExportRecord:
+def _found(status_store: StatusStore, campaign_id: str, export_id: str) -> ExportRecord:
     """The campaign's export; 404 EXPORT_RETIRED for one retention removed, else
     EXPORT_NOT_FOUND."""
     record = status_store.get(export_id)
@@ -164,8 +170,3 @@ def _found(campaign_id: str, export_id: str) -> ExportRecord:
             campaign_id=campaign_id, export_id=export_id, retired_at=retired.retired_at.isoformat()
         )
     raise ExportNotFound(campaign_id=campaign_id, export_id=export_id)
-
-
-blueprint.register(app, url_prefix="")
-# Every answer, of these views or of any other path, gets the error shape and security headers.
-install_middleware(app)

@@ -8,9 +8,9 @@ from typing import Any
 import faust
 from aiohttp import web
 
-from core.app import app
 from web.bodies import Heartbeat as HeartbeatBody
 from web.bodies import Readiness
+from web.context import WebContext, context_of
 from web.responses import ApiView, json_response
 
 blueprint = faust.web.Blueprint("health")
@@ -18,24 +18,16 @@ blueprint = faust.web.Blueprint("health")
 _CHECK_TIMEOUT_SECONDS = 2.0
 
 
-def _partition_check() -> str | None:
+def _partition_check(context: WebContext) -> str | None:
     """None when this worker is assigned a partition of the exports topic (it runs exports)."""
-    topic = app.settings.topic_exports
+    topic = context.app.settings.topic_exports
     try:
-        assignment: Any = app.consumer.assignment()
+        held = context.broker.holds_partition_of(topic)
     except Exception as exc:  # consumer not started yet
         return f"consumer not started: {type(exc).__name__}"
-    if any(tp.topic == topic for tp in assignment):
+    if held:
         return None
     return f"no partition of {topic} assigned (starting, rebalancing or standby)"
-
-
-async def broker_probe() -> None:
-    """A metadata round trip over the producer's connection to the cluster."""
-    producer: Any = getattr(app.producer, "_producer", None)
-    if producer is None:
-        raise ConnectionError("the Kafka producer is not started")
-    await producer.client.fetch_all_metadata()
 
 
 async def _check(name: str, probe: Any) -> tuple[str, str | None]:
@@ -61,11 +53,13 @@ class Ready(ApiView):
     assigned, table recovered, MongoDB and S3 reachable."""
 
     async def get(self, request: web.Request) -> web.Response:
+        context = context_of(request)
+        app = context.app
         checks: dict[str, str | None] = {
             "statusTable": None if app.table_ready() else "recovering or rebalancing",
-            "exportsPartition": _partition_check(),
+            "exportsPartition": _partition_check(context),
         }
-        probes = [_check("kafka", broker_probe())]
+        probes = [_check("kafka", context.broker.ping())]
         try:
             deps = app.deps
         except RuntimeError as exc:
@@ -80,6 +74,3 @@ class Ready(ApiView):
             checks={k: ("ok" if v is None else v) for k, v in checks.items()},
         )
         return json_response(body, status=200 if ready else 503)
-
-
-blueprint.register(app, url_prefix="")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import faust
 from aiohttp import web
 
-from core.app import app
 from web.auth import REPORT, authenticate
 from web.bodies import Identity
 from web.responses import ApiView, json_response
@@ -23,6 +22,3 @@ class Me(ApiView):
         return json_response(
             Identity(sub=principal.sub, supreme=principal.supreme, campaigns=campaigns)
         )
-
-
-blueprint.register(app, url_prefix="")

@@ -10,9 +10,10 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from opentelemetry.trace import SpanKind, StatusCode
 
-from core import metrics, tracing
+from core import tracing
 from core.app import ExportApp
 from core.errors import ExportServiceError, MethodNotAllowed, NotFound, PayloadTooLarge
+from core.metrics import ServiceMetrics
 from web.responses import add_security_headers, error_from, error_response
 
 logger = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ def route_pattern(request: web.Request) -> str | None:
     return None if resource is None else str(resource.canonical)
 
 
-def api_middleware(max_body_bytes: int) -> Any:
+def api_middleware(max_body_bytes: int, metrics: ServiceMetrics) -> Any:
     """The middleware: 413 before reading an announced oversized body; no plain-text answers."""
 
     @web.middleware
@@ -95,5 +96,6 @@ def install(app: ExportApp) -> None:
     web_app: web.Application = cast(Any, app.web).web_app  # the aiohttp driver's Application
     if web_app.get(_INSTALLED_KEY):
         return
-    web_app.middlewares.append(api_middleware(app.settings.max_request_body_bytes))
+    middleware = api_middleware(app.settings.max_request_body_bytes, app.service_metrics)
+    web_app.middlewares.append(middleware)
     web_app[_INSTALLED_KEY] = True

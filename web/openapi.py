@@ -17,7 +17,6 @@ import faust
 from aiohttp import web
 from pydantic import BaseModel
 
-from core.app import app
 from core.ids import Id
 from core.schemas import (
     Schema,
@@ -408,6 +407,3 @@ def document() -> Schema:
 class OpenApiDocument(ApiView):
     async def get(self, request: web.Request) -> web.Response:
         return json_response(_document())
-
-
-blueprint.register(app, url_prefix="")

@@ -17,13 +17,12 @@ import logging
 import time
 from collections.abc import Callable
 
+from aiohttp import web
 from opentelemetry.trace import SpanKind
 
 from core import tracing
-from core.app import app
 from core.errors import ExportServiceError
-from topics.definitions import exports_topic
-from web import health
+from web.context import context_of
 
 logger = logging.getLogger(__name__)
 
@@ -35,37 +34,35 @@ class PublishFailed(ExportServiceError):
     code, http_status = "QUEUE_UNAVAILABLE", 503
 
 
-class _BrokerSeen:
-    """When the broker last answered a probe (monotonic seconds)."""
-
-    at = float("-inf")
-
-
-async def require_broker() -> None:
+async def require_broker(request: web.Request) -> None:
     """Raise PublishFailed unless the broker answered within the last second."""
-    if time.monotonic() - _BrokerSeen.at < _SEEN_FOR_SECONDS:
+    context = context_of(request)
+    if time.monotonic() - context.broker_seen_at < _SEEN_FOR_SECONDS:
         return
     try:
         async with asyncio.timeout(_PROBE_TIMEOUT_SECONDS):
-            await health.broker_probe()
+            await context.broker.ping()
     except Exception as exc:
         raise PublishFailed(
             "the broker is unreachable: nothing was recorded, try again shortly"
         ) from exc
-    _BrokerSeen.at = time.monotonic()
+    context.broker_seen_at = time.monotonic()
 
 
-async def publish_request(key: str, value: bytes, *, forget: Callable[[], None]) -> None:
+async def publish_request(
+    request: web.Request, key: str, value: bytes, *, forget: Callable[[], None]
+) -> None:
     """Send a request event and wait for the broker; `forget` drops the record on failure."""
-    timeout = app.settings.publish_timeout_seconds
+    context = context_of(request)
+    timeout = context.app.settings.publish_timeout_seconds
+    topic = context.app.settings.topic_exports
 
     async def send() -> None:
         # The event carries the request's trace: the intake and the run continue it.
         attributes = {"messaging.message.id": key}
         with tracing.span("send exports", kind=SpanKind.PRODUCER, attributes=attributes):
             headers = tracing.kafka_headers()
-            fut = await exports_topic.send(key=key.encode(), value=value, headers=headers)
-            await fut
+            await context.broker.send(topic, key=key.encode(), value=value, headers=headers)
 
     sending = asyncio.ensure_future(send())
     try:

@@ -21,9 +21,10 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
-from core.app import app
+from core.app import ExportApp
 from core.errors import NotReady
-from topics.definitions import status_table
+from topics.definitions import SinglePartitionTable
+from web.context import context_of
 
 logger = logging.getLogger(__name__)
 
@@ -44,31 +45,40 @@ def _ident(url: URL) -> tuple[str, int]:
     return (url.host or "", url.port or 80)
 
 
-def table_owner() -> URL | None:
-    """The canonical URL of the worker that owns the status table's partition; None when no
-    assignment says (not joined yet, rebalancing, or running without a group)."""
-    try:
-        metadata = app.router.table_metadata(status_table.name)
-        topic = status_table.changelog_topic.get_topic_name()
-    except Exception:  # no assignor or table metadata yet
+class TableOwner:
+    """Who owns one app's status table, as the group's assignment says."""
+
+    def __init__(self, app: ExportApp, status_table: SinglePartitionTable) -> None:
+        self._app = app
+        self._table = status_table
+
+    def __call__(self) -> URL | None:
+        """The canonical URL of the worker that owns the status table's partition; None when
+        no assignment says (not joined yet, rebalancing, or running without a group)."""
+        try:
+            metadata = self._app.router.table_metadata(self._table.name)
+            topic = self._table.changelog_topic.get_topic_name()
+        except Exception:  # no assignor or table metadata yet
+            return None
+        for url, partitions in metadata.items():
+            if 0 in partitions.get(topic, ()):
+                return URL(url)
         return None
-    for url, partitions in metadata.items():
-        if 0 in partitions.get(topic, ()):
-            return URL(url)
-    return None
 
 
 def _elsewhere(request: web.Request) -> URL | None:
     """The owner to forward `request` to, or None to answer here."""
     if FORWARDED_HEADER in request.headers:
         return None
-    owner = table_owner()
-    if owner is None or _ident(owner) == _ident(URL(str(app.conf.canonical_url))):
+    context = context_of(request)
+    owner = context.table_owner()
+    if owner is None or _ident(owner) == _ident(URL(str(context.app.conf.canonical_url))):
         return None
     return owner
 
 
 async def _forward(owner: URL, request: web.Request) -> web.Response:
+    app = context_of(request).app
     url = URL(str(owner).rstrip("/") + str(request.rel_url), encoded=True)
     headers = {k: request.headers[k] for k in _FORWARDED_REQUEST_HEADERS if k in request.headers}
     headers[FORWARDED_HEADER] = str(app.conf.canonical_url)

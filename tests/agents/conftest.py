@@ -2,40 +2,41 @@
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
+
+from agents.ccpa import CcpaDeletion
+from agents.export_runner import ExportRunner
+from core.settings import Settings
+from export_service import Service
+from tests.fakes import FakeBroker
 
 
 @dataclass
 class SentEvents:
     """What the runner published on export-events (no broker in agent tests)."""
 
-    messages: list[dict[str, Any]] = field(default_factory=list)
-
-    async def send(self, **message: Any) -> asyncio.Future[None]:
-        self.messages.append(message)
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
+    messages: list[dict[str, Any]]
 
 
 @pytest.fixture
-def sent_events(monkeypatch: pytest.MonkeyPatch) -> SentEvents:
-    from topics.definitions import export_events_topic
-
-    sent = SentEvents()
-    monkeypatch.setattr(export_events_topic, "send", sent.send)
-    return sent
+def sent_events(broker: FakeBroker, settings: Settings) -> SentEvents:
+    return SentEvents(broker.on(settings.topic_export_events))
 
 
-@pytest.fixture(autouse=True)
-def empty_status_table(finalized_app: object) -> None:
-    """Each agent test starts from an empty status table: records other tests left (views
-    seed terminal records that were never announced) must not become this test's work."""
-    from topics.definitions import status_store
+@pytest.fixture
+def runner(service: Service) -> ExportRunner:
+    return service.runner
 
-    status_store._table.clear()
-    status_store.rebuild()
+
+@pytest.fixture
+def ccpa(service: Service) -> CcpaDeletion:
+    return service.runner.ccpa
+
+
+@pytest.fixture
+def intake(service: Service) -> Any:
+    """The intake agent of the test's app (use `intake.test_context()`)."""
+    return service.intake_agent

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 
-from agents.ccpa import delete_user_exports, user_campaigns
-from agents.intake import intake
+from agents.ccpa import CcpaDeletion
 from core.deps import Deps
 from core.models import (
     CcpaRequest,
@@ -16,10 +17,12 @@ from core.models import (
     new_export_id,
 )
 from tests.fakes import InMemorySource, InMemoryStore, seed
-from topics.definitions import status_store
+from topics.status import StatusStore
 
 
-def finished(campaign: str, export_type: str, keys: list[str]) -> ExportRecord:
+def finished(
+    status_store: StatusStore, campaign: str, export_type: str, keys: list[str]
+) -> ExportRecord:
     record = ExportRecord(
         id=new_export_id(),
         campaign_id=campaign,
@@ -33,13 +36,13 @@ def finished(campaign: str, export_type: str, keys: list[str]) -> ExportRecord:
     return record
 
 
-async def test_the_users_campaigns_come_from_their_entries(deps: Deps) -> None:
-    assert await user_campaigns("u1") == ["c1", "c2"]
-    assert await user_campaigns("nobody") == []
+async def test_the_users_campaigns_come_from_their_entries(deps: Deps, ccpa: CcpaDeletion) -> None:
+    assert await ccpa.user_campaigns("u1") == ["c1", "c2"]
+    assert await ccpa.user_campaigns("nobody") == []
 
 
 async def test_non_exempt_finished_exports_lose_their_objects_and_become_deleted(
-    deps: Deps,
+    deps: Deps, status_store: StatusStore, ccpa: CcpaDeletion
 ) -> None:
     store = deps.store
     assert isinstance(store, InMemoryStore)
@@ -48,9 +51,11 @@ async def test_non_exempt_finished_exports_lose_their_objects_and_become_deleted
     user = f"u-{new_export_id()}"
     campaign = f"c-{new_export_id()}"
     source.collections["entries"].append({"_id": user, "campaignId": campaign, "userId": user})
-    entries = finished(campaign, "entries", [f"{campaign}/a.csv", f"{campaign}/b.csv"])
-    scoring = finished(campaign, "scoring", [f"{campaign}/s.csv"])
-    other = finished(f"{campaign}-other", "entries", [f"{campaign}-other/x.csv"])
+    entries = finished(
+        status_store, campaign, "entries", [f"{campaign}/a.csv", f"{campaign}/b.csv"]
+    )
+    scoring = finished(status_store, campaign, "scoring", [f"{campaign}/s.csv"])
+    other = finished(status_store, f"{campaign}-other", "entries", [f"{campaign}-other/x.csv"])
     pending = ExportRecord(id=new_export_id(), campaign_id=campaign, export_type="codes")
     seed(status_store, pending)
     for key in (f"{campaign}/a.csv", f"{campaign}/b.csv", f"{campaign}/s.csv"):
@@ -58,7 +63,7 @@ async def test_non_exempt_finished_exports_lose_their_objects_and_become_deleted
     store.objects[("exports", f"{campaign}-other/x.csv")] = b"x"
     request = CcpaRequest(request_id=new_export_id(), user_id=user)
 
-    summary = await delete_user_exports(request)
+    summary = await ccpa.delete_user_exports(request)
 
     assert summary.campaign_ids == (campaign,)
     assert [(d.export_id, d.object_count) for d in summary.deleted] == [(entries.id, 2)]
@@ -76,15 +81,17 @@ async def test_non_exempt_finished_exports_lose_their_objects_and_become_deleted
     assert status_store.get(pending.id) == pending
 
     # Run again (a crash before COMPLETED was recorded): the same summary, nothing new.
-    again = await delete_user_exports(request)
+    again = await ccpa.delete_user_exports(request)
     assert again == summary
     # Another request for the same user finds nothing left to delete.
-    later = await delete_user_exports(CcpaRequest(request_id=new_export_id(), user_id=user))
+    later = await ccpa.delete_user_exports(CcpaRequest(request_id=new_export_id(), user_id=user))
     assert later.deleted == ()
     assert [e.export_id for e in later.exempt] == [scoring.id]
 
 
-async def test_the_intake_records_a_deletion_once(deps: Deps) -> None:
+async def test_the_intake_records_a_deletion_once(
+    deps: Deps, status_store: StatusStore, intake: Any, ccpa: CcpaDeletion
+) -> None:
     request_id = new_export_id()
     event = orjson.dumps(
         {"type": "ccpa.deletion_requested", "requestId": request_id, "userId": "u1"}

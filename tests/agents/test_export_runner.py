@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from agents import export_runner
-from agents.export_runner import _prepare, settle
-from core.app import app
+from agents.export_runner import ExportRunner
+from core.app import ExportApp
 from core.deps import Deps
 from core.models import ErrorInfo, ExportRecord, PlannedUploads, Status
 from exporters.registry import get_spec
 from exporters.runner import load_context, planned_keys
 from tests.agents.conftest import SentEvents
 from tests.fakes import InMemorySource, InMemoryStore, seed
-from topics.definitions import status_store
+from topics.status import StatusStore
 
 
-async def test_a_rerun_aborts_the_upload_a_crashed_attempt_left_behind(deps: Deps) -> None:
+async def test_a_rerun_aborts_the_upload_a_crashed_attempt_left_behind(
+    deps: Deps, runner: ExportRunner
+) -> None:
     assert isinstance(deps.store, InMemoryStore)
     assert isinstance(deps.source, InMemorySource)
     record = ExportRecord(id="rerun-1", campaign_id="c1", export_type="entries", attempts=1)
@@ -27,7 +28,7 @@ async def test_a_rerun_aborts_the_upload_a_crashed_attempt_left_behind(deps: Dep
     leftover = await deps.store.start_upload("exports", key, content_type="text/csv", acl=None)
     other = await deps.store.start_upload("exports", key + ".other", content_type="x", acl=None)
 
-    prepared = await _prepare(record)
+    prepared = await runner._prepare(record)
 
     assert prepared.total == 4
     assert leftover.aborted
@@ -35,7 +36,11 @@ async def test_a_rerun_aborts_the_upload_a_crashed_attempt_left_behind(deps: Dep
 
 
 async def test_a_failed_clean_up_is_tried_again_until_it_succeeds(
-    deps: Deps, monkeypatch: pytest.MonkeyPatch
+    deps: Deps,
+    monkeypatch: pytest.MonkeyPatch,
+    status_store: StatusStore,
+    runner: ExportRunner,
+    app: ExportApp,
 ) -> None:
     assert isinstance(deps.store, InMemoryStore)
     store = deps.store
@@ -54,18 +59,18 @@ async def test_a_failed_clean_up_is_tried_again_until_it_succeeds(
     seed(status_store, record)
 
     store.fail_on_abort = True
-    settled = await settle(record)
+    settled = await runner.settle(record)
     assert settled.cleanup_pending
     assert [r.id for r in status_store.unsettled()] == ["failed-1"]
     assert not leftover.aborted
 
     store.fail_on_abort = False
-    await export_runner._settle_pending_results()  # not due yet: nothing is tried
+    await runner._settle_pending_results()  # not due yet: nothing is tried
     assert not leftover.aborted
     monkeypatch.setattr(
         app, "settings", app.settings.model_copy(update={"cleanup_retry_seconds": 1e-9})
     )
-    await export_runner._settle_pending_results()
+    await runner._settle_pending_results()
     assert leftover.aborted
     stored = status_store.get("failed-1")
     assert stored is not None
@@ -75,7 +80,11 @@ async def test_a_failed_clean_up_is_tried_again_until_it_succeeds(
 
 
 async def test_while_s3_is_away_one_pass_tries_one_clean_up(
-    deps: Deps, monkeypatch: pytest.MonkeyPatch
+    deps: Deps,
+    monkeypatch: pytest.MonkeyPatch,
+    status_store: StatusStore,
+    runner: ExportRunner,
+    app: ExportApp,
 ) -> None:
     assert isinstance(deps.store, InMemoryStore)
     store = deps.store
@@ -97,16 +106,22 @@ async def test_while_s3_is_away_one_pass_tries_one_clean_up(
     )
     store.fail_on_abort = True
     calls = store.abort_calls
-    await export_runner._settle_pending_results()
+    await runner._settle_pending_results()
     assert store.abort_calls == calls + 1  # the first failure ends the pass's clean-ups
     store.fail_on_abort = False
-    await export_runner._settle_pending_results()
+    await runner._settle_pending_results()
     assert [r.id for r in status_store.unsettled()] == []
 
 
 @pytest.mark.parametrize("export_type", ["entries", "fanlist"])
 async def test_a_running_export_shows_its_rate_and_time_left(
-    deps: Deps, monkeypatch: pytest.MonkeyPatch, sent_events: SentEvents, export_type: str
+    deps: Deps,
+    monkeypatch: pytest.MonkeyPatch,
+    sent_events: SentEvents,
+    export_type: str,
+    status_store: StatusStore,
+    runner: ExportRunner,
+    app: ExportApp,
 ) -> None:
     """rowsPerSecond and etaSeconds are written with each progress report while TRIGGERED;
     the ended record keeps the run's average rate and no time left."""
@@ -136,7 +151,7 @@ async def test_a_running_export_shows_its_rate_and_time_left(
     record = ExportRecord(id=f"rate-{export_type}", campaign_id="c1", export_type=export_type)
     seed(status_store, record)
 
-    final = await export_runner.run_one(record)
+    final = await runner.run_one(record)
 
     assert final.status == Status.FINISHED
     progress = [r for r in written if r.status == Status.TRIGGERED and r.row_count > 0]

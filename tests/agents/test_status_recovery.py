@@ -15,21 +15,26 @@ import orjson
 import pytest
 from faust.types import TP
 
-from core.app import app
+from core.app import ExportApp
 from core.models import ExportRecord, Status, utcnow
-from topics.definitions import _reindex_after_recovery, status_store, status_table
-from topics.unreplayed import UnreplayedWrites
+from export_service import Service
+from topics.definitions import Declared
+from topics.status import StatusStore
 
 
 @pytest.fixture
-def replay(monkeypatch: pytest.MonkeyPatch, finalized_app: object) -> Any:
+def declared(service: Service) -> Declared:
+    return service.declared
+
+
+@pytest.fixture
+def replay(monkeypatch: pytest.MonkeyPatch, app: ExportApp, declared: Declared) -> Any:
     """Faust's recovery as it is once the status changelog was replayed up to offset 41."""
     recovery = cast(Any, app.tables).recovery
-    changelog = TP(status_table.changelog_topic_name, 0)
-    monkeypatch.setattr(status_table, "unreplayed", UnreplayedWrites())
+    changelog = TP(declared.status_table.changelog_topic_name, 0)
     monkeypatch.setattr(recovery, "active_tps", {changelog})
     monkeypatch.setattr(recovery, "active_offsets", {changelog: 41})
-    return status_table.data
+    return declared.status_table.data
 
 
 class _Stored:
@@ -54,54 +59,66 @@ def _record(status: Status) -> ExportRecord:
     )
 
 
-async def test_a_write_on_its_way_survives_a_replay_of_the_older_value(replay: Any) -> None:
+async def test_a_write_on_its_way_survives_a_replay_of_the_older_value(
+    replay: Any, status_store: StatusStore, declared: Declared
+) -> None:
     status_store.put(_record(Status.PENDING))
     older = replay[b"replayed-1"]
     status_store.put(_record(Status.TRIGGERED))
 
     replay[b"replayed-1"] = older  # the replay ends before the TRIGGERED write
-    await _reindex_after_recovery()
+    await declared.reindex_after_recovery()
 
     assert status_store.status_of("replayed-1") == Status.TRIGGERED
-    assert orjson.loads(status_table[b"replayed-1"])["status"] == "TRIGGERED"
+    assert orjson.loads(declared.status_table[b"replayed-1"])["status"] == "TRIGGERED"
 
 
 async def test_a_write_the_replay_contained_leaves_the_replayed_value(
-    replay: Any, monkeypatch: pytest.MonkeyPatch
+    replay: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    status_store: StatusStore,
+    app: ExportApp,
+    declared: Declared,
 ) -> None:
     status_store.put(_record(Status.PENDING))
     status_store.put(_record(Status.TRIGGERED))
     monkeypatch.setattr(app, "rebalancing", True)
     # The write landed at offset 40, during the rebalance; the replay went to 41, where
     # another worker had cancelled the export.
-    status_table._landed(b"replayed-1", 2, _landed_at(40))
+    declared.status_table._landed(b"replayed-1", 2, _landed_at(40))
     cancelled = _record(Status.TRIGGERED).evolve(status=Status.CANCELLED, finished_at=utcnow())
     replay[b"replayed-1"] = orjson.dumps(cancelled.to_store())
-    await _reindex_after_recovery()
+    await declared.reindex_after_recovery()
 
     assert status_store.status_of("replayed-1") == Status.CANCELLED
-    assert len(status_table.unreplayed) == 0  # settled: no replay to come can miss it
+    assert len(declared.status_table.unreplayed) == 0  # settled: no replay to come can miss it
 
 
 async def test_a_write_landed_past_the_replayed_offset_is_put_back(
-    replay: Any, monkeypatch: pytest.MonkeyPatch
+    replay: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    status_store: StatusStore,
+    app: ExportApp,
+    declared: Declared,
 ) -> None:
     status_store.put(_record(Status.PENDING))
     older = replay[b"replayed-1"]
     status_store.put(_record(Status.TRIGGERED))
     monkeypatch.setattr(app, "rebalancing", True)
-    status_table._landed(b"replayed-1", 2, _landed_at(42))
+    declared.status_table._landed(b"replayed-1", 2, _landed_at(42))
 
     replay[b"replayed-1"] = older
-    await _reindex_after_recovery()
+    await declared.reindex_after_recovery()
 
     assert status_store.status_of("replayed-1") == Status.TRIGGERED
 
 
-async def test_a_new_export_the_replay_did_not_contain_is_not_lost(replay: Any) -> None:
+async def test_a_new_export_the_replay_did_not_contain_is_not_lost(
+    replay: Any, status_store: StatusStore, declared: Declared
+) -> None:
     status_store.put(_record(Status.PENDING))
     del replay[b"replayed-1"]  # the replay knew nothing of it
-    await _reindex_after_recovery()
+    await declared.reindex_after_recovery()
 
     work = status_store.next_work()
     assert isinstance(work, ExportRecord)

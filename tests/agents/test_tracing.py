@@ -7,16 +7,14 @@ from typing import Any
 import orjson
 import pytest
 
-from agents import export_runner
-from agents.ccpa import run_ccpa
-from agents.intake import intake
+from agents.export_runner import ExportRunner
 from core import tracing
-from core.app import app
+from core.app import ExportApp
 from core.deps import Deps
 from core.models import CcpaRequest, ExportRecord, Status, StoredObject, new_export_id
 from tests.agents.conftest import SentEvents
 from tests.fakes import seed
-from topics.definitions import status_store
+from topics.status import StatusStore
 
 UPSTREAM_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 UPSTREAM_SPAN = "00f067aa0ba902b7"
@@ -48,7 +46,13 @@ def _check_attributes(finished: Any) -> None:
 
 
 async def test_an_export_is_one_trace_from_the_request_to_its_result_event(
-    deps: Deps, monkeypatch: pytest.MonkeyPatch, spans: Any, sent_events: SentEvents
+    deps: Deps,
+    monkeypatch: pytest.MonkeyPatch,
+    spans: Any,
+    sent_events: SentEvents,
+    status_store: StatusStore,
+    runner: ExportRunner,
+    app: ExportApp,
 ) -> None:
     one_at_a_time = {"mongo_batch_size": 1, "export_columnar_batch_size": 1,
                      "export_columnar_chunk_bytes": 0, "progress_interval_rows": 1}  # fmt: skip
@@ -62,7 +66,7 @@ async def test_an_export_is_one_trace_from_the_request_to_its_result_event(
     )
     seed(status_store, record)
 
-    final = await export_runner.run_one(record)
+    final = await runner.run_one(record)
 
     assert final.status == Status.FINISHED
     assert final.to_public()["traceId"] == UPSTREAM_TRACE
@@ -98,7 +102,9 @@ async def test_an_export_is_one_trace_from_the_request_to_its_result_event(
     assert orjson.loads(message["value"])["traceId"] == UPSTREAM_TRACE
 
 
-async def test_a_kafka_request_continues_the_producers_trace(deps: Deps, spans: Any) -> None:
+async def test_a_kafka_request_continues_the_producers_trace(
+    deps: Deps, spans: Any, status_store: StatusStore, intake: Any
+) -> None:
     export_id = new_export_id()
     event = orjson.dumps(
         # A campaign of its own: the PENDING record must not be another test's duplicate.
@@ -119,7 +125,11 @@ async def test_a_kafka_request_continues_the_producers_trace(deps: Deps, spans: 
 
 
 async def test_a_ccpa_deletion_is_traced_the_same_way(
-    deps: Deps, spans: Any, sent_events: SentEvents
+    deps: Deps,
+    spans: Any,
+    sent_events: SentEvents,
+    status_store: StatusStore,
+    runner: ExportRunner,
 ) -> None:
     finished = ExportRecord(
         id=new_export_id(),
@@ -135,7 +145,7 @@ async def test_a_ccpa_deletion_is_traced_the_same_way(
     )
     seed(status_store, finished, request)
 
-    done = await run_ccpa(request)
+    done = await runner.ccpa.run(request)
 
     assert done.summary is not None
     assert done.summary.deleted_object_count >= 1
@@ -154,7 +164,7 @@ async def test_a_ccpa_deletion_is_traced_the_same_way(
 
 
 async def test_a_pending_export_cancelled_from_another_trace_announces_in_its_own(
-    deps: Deps, spans: Any, sent_events: SentEvents
+    deps: Deps, spans: Any, sent_events: SentEvents, status_store: StatusStore, runner: ExportRunner
 ) -> None:
     record = ExportRecord(
         id=new_export_id(),
@@ -165,7 +175,7 @@ async def test_a_pending_export_cancelled_from_another_trace_announces_in_its_ow
     )
     seed(status_store, record)
     with tracing.span("DELETE /campaigns/{campaign_id}/exports/{export_id}") as cancel_span:
-        cancelled = await export_runner.cancel_export("c1", record.id, "admin")
+        cancelled = await runner.cancel_export("c1", record.id, "admin")
     assert cancelled.status == Status.CANCELLED
     named = _by_name(spans.get_finished_spans())
     (sent,) = named["send export-events"]
@@ -180,11 +190,11 @@ async def test_a_pending_export_cancelled_from_another_trace_announces_in_its_ow
 
 
 async def test_an_export_recorded_without_a_trace_gets_its_runs(
-    deps: Deps, spans: Any, sent_events: SentEvents
+    deps: Deps, spans: Any, sent_events: SentEvents, status_store: StatusStore, runner: ExportRunner
 ) -> None:
     record = ExportRecord(id=new_export_id(), campaign_id="c1", export_type="codes")
     seed(status_store, record)
-    final = await export_runner.run_one(record)
+    final = await runner.run_one(record)
     named = _by_name(spans.get_finished_spans())
     (run,) = named["export.run"]
     assert final.trace_id == format(run.context.trace_id, "032x")

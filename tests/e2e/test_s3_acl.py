@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from core.metrics import ServiceMetrics
 from core.settings import Settings
 from core.wiring import open_deps
 from devstack.stack import LocalStack
@@ -34,7 +35,7 @@ async def _sent_acls(stack: LocalStack, export_type: str, disabled: frozenset[st
         sent.append(request.headers.get("x-amz-acl"))
 
     async with AsyncExitStack() as resources:
-        deps = await open_deps(settings, resources)
+        deps = await open_deps(settings, resources, ServiceMetrics().record_retry)
         client = deps.store._client  # type: ignore[attr-defined]
         client.meta.events.register("before-send.s3.CreateMultipartUpload", capture)
         source = InMemorySource(catalogue())

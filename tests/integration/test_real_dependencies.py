@@ -31,6 +31,7 @@ import pytest
 
 from core.deps import Deps, Doc, DocumentSource
 from core.errors import SourceUnavailable, UploadFailed
+from core.metrics import ServiceMetrics
 from core.settings import Settings
 from core.topic_admin import TopicLayoutError, ensure_topics
 from core.wiring import open_deps
@@ -93,7 +94,7 @@ def docs_without_user(collection: str) -> int:
 async def deps(settings: Settings) -> AsyncIterator[Deps]:
     """The real MongoSource and S3ObjectStore, built by the composition root."""
     async with AsyncExitStack() as stack:
-        yield await open_deps(settings, stack)
+        yield await open_deps(settings, stack, ServiceMetrics().record_retry)
 
 
 # -- exports through the real adapters ---------------------------------------------------------

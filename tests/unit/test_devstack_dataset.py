@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from bson.int64 import Int64
 
-from devstack.dataset import DatasetError, read_jsonl
+from core.dataset import DatasetError, read_jsonl
 from devstack.demo import DEMO_CAMPAIGN_ID, write_demo_dataset
 
 

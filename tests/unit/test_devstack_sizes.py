@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from bson import json_util
 
+from core.dataset import _JSON_OPTIONS, _parse_line, read_jsonl
 from devstack import ferretdb_patch
-from devstack.dataset import _JSON_OPTIONS, _parse_line, read_jsonl
 from devstack.ferretdb_patch import MODULES, OVERLAY_DIR, Edit, Module, PatchError
 from devstack.generate import BIG_CAMPAIGN_ID, write_generated_dataset
 
@@ -54,12 +54,11 @@ def test_an_edit_that_does_not_match_exactly_refuses_to_build(tmp_path: Path, co
         ferretdb_patch.make_patched_copy(module, _fake_module(tmp_path), tmp_path / "copy")
 
 
-def test_the_build_key_changes_with_every_edit_and_overlay(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_build_key_changes_with_every_edit_and_overlay() -> None:
     before = ferretdb_patch.patch_digest()
     first = MODULES[0]
     changed = replace(first, edits=(*first.edits[:-1], replace(first.edits[-1], new="x")))
-    monkeypatch.setattr(ferretdb_patch, "MODULES", (changed, *MODULES[1:]))
-    assert ferretdb_patch.patch_digest() != before
+    assert ferretdb_patch.patch_digest((changed, *MODULES[1:])) != before
 
 
 def test_every_overlay_exists_and_says_it_is_not_ferretdb() -> None:

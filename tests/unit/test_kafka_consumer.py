@@ -13,15 +13,15 @@ from core.kafka_consumer import SteppingConsumer
 
 
 @pytest.fixture
-async def consumer(finalized_app: Any) -> AsyncIterator[SteppingConsumer]:
+async def consumer(app: Any) -> AsyncIterator[SteppingConsumer]:
     """A consumer never started (no broker): wait_first needs none."""
 
     async def nothing(*_: Any) -> None:
         return None
 
-    assert finalized_app.transport.Consumer is SteppingConsumer
+    assert app.transport.Consumer is SteppingConsumer
     made = SteppingConsumer(
-        finalized_app.transport,
+        app.transport,
         callback=nothing,
         on_partitions_revoked=nothing,
         on_partitions_assigned=nothing,

@@ -15,13 +15,16 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import SecretStr
 
+from core.app import ExportApp
 from core.errors import AuthNotConfigured, Forbidden, Unauthenticated
 from core.models import new_export_id
 from core.settings import Settings
+from tests.fakes import FakeBroker
 from tests.web.conftest import SECRET, Mint, bearer
 from tests.web.test_exports_views import assert_error
-from topics.definitions import status_store
+from topics.status import StatusStore
 from web.auth import JwtAuthenticator, Principal, require_report, require_supreme
+from web.context import web_app_of
 
 LIST = "/campaigns/c1/exports"
 
@@ -56,15 +59,14 @@ def rsa_keys() -> tuple[str, str]:
 
 
 @pytest.fixture
-def use_settings(auth_settings: Settings) -> Any:
-    """use_settings(**changes): the app runs with these settings for the rest of the test."""
-    from core.app import app
+def use_settings(app: ExportApp, auth_settings: Settings) -> Any:
+    """use_settings(**changes): the test's app runs with these settings from now on."""
 
     def apply(**changes: Any) -> Settings:
         app.settings = auth_settings.model_copy(update=changes)
         return app.settings
 
-    return apply  # auth_settings restores the original settings
+    return apply
 
 
 async def test_open_endpoints_need_no_token(anon_client: Any) -> None:
@@ -292,12 +294,13 @@ class _AcceptingTopic:
 
 
 async def test_rest_requests_are_recorded_as_requested_by_the_token_subject(
-    anon_client: Any, mint: Mint, monkeypatch: pytest.MonkeyPatch
+    anon_client: Any,
+    mint: Mint,
+    monkeypatch: pytest.MonkeyPatch,
+    status_store: StatusStore,
+    broker: FakeBroker,
+    settings: Settings,
 ) -> None:
-    import web.publish
-
-    topic = _AcceptingTopic()
-    monkeypatch.setattr(web.publish, "exports_topic", topic)
     token = mint(sub="erin@example.com", permissions={"c1": ["REPORT"]})
     params = {"waveId": f"w-{new_export_id()}"}  # a fresh duplicate key
     response = await anon_client.post(
@@ -310,7 +313,10 @@ async def test_rest_requests_are_recorded_as_requested_by_the_token_subject(
     stored = status_store.get(body["id"])
     assert stored is not None
     assert stored.requested_by == "erin@example.com"
-    assert orjson.loads(topic.sent[0])["requestedBy"] == "erin@example.com"
+    assert (
+        orjson.loads(broker.on(settings.topic_exports)[0]["value"])["requestedBy"]
+        == "erin@example.com"
+    )
 
 
 def test_require_report() -> None:
@@ -320,10 +326,10 @@ def test_require_report() -> None:
         require_report(Principal(sub="a", permissions={"c9": ("REPORT",)}), "c8")
 
 
-def test_require_supreme_for_ccpa(mint: Mint) -> None:
+def test_require_supreme_for_ccpa(mint: Mint, app: ExportApp) -> None:
     def request(token: str | None) -> Any:
         headers = {} if token is None else bearer(token)
-        return make_mocked_request("DELETE", "/ccpa/users/u1", headers=headers)
+        return make_mocked_request("DELETE", "/ccpa/users/u1", headers=headers, app=web_app_of(app))
 
     assert require_supreme(request(mint(sub="root", supreme=True))).sub == "root"
     with pytest.raises(Forbidden):

@@ -7,7 +7,7 @@ from typing import Any
 from core.models import CcpaRequest, CcpaStatus, CcpaSummary, new_export_id
 from tests.fakes import seed
 from tests.web.conftest import Mint, bearer
-from topics.definitions import status_store
+from topics.status import StatusStore
 from web.openapi import document
 
 
@@ -20,7 +20,9 @@ async def test_ccpa_needs_a_supreme_token(client: Any, anon_client: Any, mint: M
         assert (await anon_client.request(method, path)).status == 401
 
 
-async def test_a_request_shows_its_status_and_summary(client: Any) -> None:
+async def test_a_request_shows_its_status_and_summary(
+    client: Any, status_store: StatusStore
+) -> None:
     request = CcpaRequest(
         request_id=new_export_id(),
         user_id="u1",
@@ -46,7 +48,9 @@ async def test_unknown_request_is_404_and_bad_ids_400(client: Any) -> None:
     assert (await client.delete("/ccpa/users/bad%20id")).status == 400
 
 
-async def test_the_requests_are_listed_newest_first_in_pages(client: Any, mint: Mint) -> None:
+async def test_the_requests_are_listed_newest_first_in_pages(
+    client: Any, mint: Mint, status_store: StatusStore
+) -> None:
     import datetime as dt
 
     base = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)

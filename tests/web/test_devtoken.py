@@ -12,6 +12,7 @@ import jwt
 import pytest
 from pydantic import SecretStr
 
+from core.app import ExportApp
 from core.settings import Settings
 from tests.web.conftest import SECRET, bearer
 from web.auth import JwtAuthenticator
@@ -70,9 +71,7 @@ def test_minted_tokens_verify_with_the_same_settings() -> None:
     assert not principal.can_report("c2")
 
 
-async def test_a_minted_token_opens_the_api(anon_client: Any) -> None:
-    from core.app import app
-
+async def test_a_minted_token_opens_the_api(anon_client: Any, app: ExportApp) -> None:
     token = mint_for_settings(app.settings, sub="dave", campaigns=["c1"])
     assert (await anon_client.get("/campaigns/c1/exports", headers=bearer(token))).status == 200
 

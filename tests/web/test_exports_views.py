@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from typing import Any, cast
 
 import pytest
 
+from core.app import ExportApp
 from core.models import ExportRecord, Status, StoredObject, new_export_id
-from tests.fakes import seed
-from topics.definitions import status_store
+from tests.fakes import FakeBroker, seed
+from topics.status import StatusStore
 
 
 def assert_error(body: dict[str, Any], code: str) -> dict[str, Any]:
@@ -50,8 +50,11 @@ async def test_bad_requests_get_the_error_shape(
     assert_error(await response.json(), code)
 
 
-async def test_a_request_the_queue_cannot_take_is_refused_and_not_recorded(client: Any) -> None:
-    # No broker in this test: publishing fails, so the request must not linger as PENDING.
+async def test_a_request_the_queue_cannot_take_is_refused_and_not_recorded(
+    client: Any, status_store: StatusStore, broker: FakeBroker
+) -> None:
+    # The broker answers probes but refuses the send: the request must not linger as PENDING.
+    broker.send_error = ConnectionError("the producer is not started")
     before = len(status_store.for_campaign("c1"))
     response = await client.post("/campaigns/c1/exports", json={"exportType": "entries"})
     assert response.status == 503
@@ -65,14 +68,18 @@ async def test_unknown_export_is_404(client: Any) -> None:
     assert_error(await response.json(), "EXPORT_NOT_FOUND")
 
 
-async def test_an_export_of_another_campaign_is_not_found(client: Any) -> None:
+async def test_an_export_of_another_campaign_is_not_found(
+    client: Any, status_store: StatusStore
+) -> None:
     record = ExportRecord(id=new_export_id(), campaign_id="c2", export_type="codes")
     seed(status_store, record)
     response = await client.get(f"/campaigns/c1/exports/{record.id}")
     assert response.status == 404
 
 
-async def test_finished_export_has_download_urls_others_do_not(client: Any) -> None:
+async def test_finished_export_has_download_urls_others_do_not(
+    client: Any, status_store: StatusStore
+) -> None:
     done = ExportRecord(
         id=new_export_id(),
         campaign_id="c1",
@@ -93,7 +100,9 @@ async def test_finished_export_has_download_urls_others_do_not(client: Any) -> N
     assert "downloadUrls" not in body
 
 
-async def test_listing_filters_and_pages_newest_first(client: Any) -> None:
+async def test_listing_filters_and_pages_newest_first(
+    client: Any, status_store: StatusStore
+) -> None:
     campaign = f"list-{new_export_id()}"
     start = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
     for i in range(5):
@@ -146,26 +155,21 @@ async def test_ready_reports_each_check(client: Any) -> None:
 
 
 async def test_ready_says_why_kafka_is_not_ready(
-    client: Any, monkeypatch: pytest.MonkeyPatch
+    client: Any, monkeypatch: pytest.MonkeyPatch, app: ExportApp, broker: FakeBroker
 ) -> None:
-    import web.health
-
-    async def unreachable() -> None:
-        raise ConnectionError("no broker at kafka:9092")
-
-    monkeypatch.setattr(web.health, "broker_probe", unreachable)
-    monkeypatch.setattr(web.health, "_partition_check", lambda: "no partition of exports")
+    broker.ping_error = ConnectionError("no broker at kafka:9092")
+    broker.holds = False
     response = await client.get("/ready")
     body = await response.json()
     assert response.status == 503
     assert body["checks"]["kafka"] == "ConnectionError: no broker at kafka:9092"
-    assert body["checks"]["exportsPartition"] == "no partition of exports"
+    assert body["checks"]["exportsPartition"] == (
+        f"no partition of {app.settings.topic_exports} assigned (starting, rebalancing or standby)"
+    )
     assert body["checks"]["mongodb"] == "ok"
 
 
-async def test_table_backed_views_wait_for_recovery(client: Any) -> None:
-    from core.app import app
-
+async def test_table_backed_views_wait_for_recovery(client: Any, app: ExportApp) -> None:
     cast(Any, app.tables).recovery.completed.clear()
     try:
         response = await client.get("/campaigns/c1/exports")
@@ -181,7 +185,9 @@ async def test_table_backed_views_wait_for_recovery(client: Any) -> None:
 @pytest.mark.parametrize(
     "status", [s for s in Status if s != Status.FINISHED], ids=lambda s: str(s.value)
 )
-async def test_only_finished_exports_get_download_urls(client: Any, status: Status) -> None:
+async def test_only_finished_exports_get_download_urls(
+    client: Any, status: Status, status_store: StatusStore
+) -> None:
     record = ExportRecord(
         id=new_export_id(),
         campaign_id="c1",
@@ -196,9 +202,9 @@ async def test_only_finished_exports_get_download_urls(client: Any, status: Stat
     assert "downloadUrls" not in body
 
 
-async def test_every_object_gets_a_url_with_the_configured_expiry(client: Any) -> None:
-    from core.app import app
-
+async def test_every_object_gets_a_url_with_the_configured_expiry(
+    client: Any, status_store: StatusStore, app: ExportApp
+) -> None:
     keys = [f"promoterOptIn/c1/x/part-{i}.csv" for i in range(3)]
     record = ExportRecord(
         id=new_export_id(),
@@ -209,28 +215,17 @@ async def test_every_object_gets_a_url_with_the_configured_expiry(client: Any) -
         objects=tuple(StoredObject(key=k, size=1, sha256="00") for k in keys),
     )
     seed(status_store, record)
-    original = app.settings
-    app.settings = original.model_copy(update={"presign_expiry_seconds": 600})
-    try:
-        body = await (await client.get(f"/campaigns/c1/exports/{record.id}")).json()
-    finally:
-        app.settings = original
+    app.settings = app.settings.model_copy(update={"presign_expiry_seconds": 600})
+    body = await (await client.get(f"/campaigns/c1/exports/{record.id}")).json()
     assert body["downloadUrls"] == [
         {"key": k, "url": f"memory://exports/{k}?expires=600"} for k in keys
     ]
 
 
 async def test_with_the_broker_away_a_request_is_refused_at_once_and_not_recorded(
-    client: Any, monkeypatch: pytest.MonkeyPatch
+    client: Any, monkeypatch: pytest.MonkeyPatch, status_store: StatusStore, broker: FakeBroker
 ) -> None:
-    import web.health
-    import web.publish
-
-    async def unreachable() -> None:
-        raise ConnectionError("no broker")
-
-    monkeypatch.setattr(web.health, "broker_probe", unreachable)
-    monkeypatch.setattr(web.publish._BrokerSeen, "at", float("-inf"))
+    broker.ping_error = ConnectionError("no broker")
     before = len(status_store.for_campaign("c1"))
     for path, body in [
         ("/campaigns/c1/exports", {"exportType": "entries"}),
@@ -243,23 +238,15 @@ async def test_with_the_broker_away_a_request_is_refused_at_once_and_not_recorde
     assert len(status_store.for_campaign("c1")) == before
 
 
-class _SilentTopic:
-    """A broker that takes the event and never acknowledges it."""
-
-    async def send(self, *, key: bytes, value: bytes, headers: Any = None) -> asyncio.Future[None]:
-        return asyncio.get_running_loop().create_future()
-
-
 async def test_a_request_the_broker_does_not_acknowledge_in_time_is_kept_and_says_so(
-    client: Any, monkeypatch: pytest.MonkeyPatch
+    client: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    status_store: StatusStore,
+    app: ExportApp,
+    broker: FakeBroker,
 ) -> None:
-    import web.publish
-    from core.app import app
-
-    monkeypatch.setattr(web.publish, "exports_topic", _SilentTopic())
-    monkeypatch.setattr(
-        app, "settings", app.settings.model_copy(update={"publish_timeout_seconds": 0.05})
-    )
+    broker.acknowledges = False
+    app.settings = app.settings.model_copy(update={"publish_timeout_seconds": 0.05})
     params = {"waveId": f"w-{new_export_id()}"}
     response = await client.post(
         "/campaigns/c1/exports", json={"exportType": "codeWave", "params": params}

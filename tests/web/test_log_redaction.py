@@ -9,7 +9,7 @@ import pytest
 
 from core.redaction import RedactingFilter, install_log_redaction, redact
 from tests.web.conftest import Mint, bearer
-from topics.definitions import status_store
+from topics.status import StatusStore
 
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl"
 
@@ -81,7 +81,11 @@ def test_broken_format_arguments_are_still_redacted() -> None:
 
 
 async def test_a_request_that_fails_logs_neither_its_token_nor_pii(
-    client: Any, mint: Mint, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    client: Any,
+    mint: Mint,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    status_store: StatusStore,
 ) -> None:
     token = mint(sub="fan@example.com", supreme=True)
 

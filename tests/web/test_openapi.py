@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import re
-from typing import Any, cast
+from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]
 import pytest
 
+from core.app import ExportApp
 from core.models import ExportRecord, Status, StoredObject, new_export_id
 from exporters.registry import SPECS
 from tests.fakes import seed
-from topics.definitions import status_store
+from topics.status import StatusStore
 from web.console import PREFIX as CONSOLE
+from web.context import web_app_of
 from web.openapi import document
 
 METHODS = {"get", "post", "put", "patch", "delete"}
@@ -22,14 +24,12 @@ def _normalised(path: str) -> str:
     return re.sub(r"\{[^}]+\}", "{}", path)
 
 
-def registered_routes() -> set[tuple[str, str]]:
+def registered_routes(app: ExportApp) -> set[tuple[str, str]]:
     """(METHOD, path) of every API route of the app's aiohttp router; HEAD comes with GET.
 
     The admin console's pages (/console, /console/...) are served by the worker but are not
     API: the OpenAPI document leaves them out (tests/web/test_console.py covers them)."""
-    from core.app import app
-
-    router = cast(Any, app.web).web_app.router
+    router: Any = web_app_of(app).router
     return {
         (route.method, _normalised(route.resource.canonical))
         for route in router.routes()
@@ -58,10 +58,8 @@ def validator(name: str) -> Any:
     )
 
 
-def test_every_route_is_documented_and_every_documented_route_exists(
-    finalized_app: object,
-) -> None:
-    registered = registered_routes()
+def test_every_route_is_documented_and_every_documented_route_exists(app: ExportApp) -> None:
+    registered = registered_routes(app)
     assert ("POST", "/campaigns/{}/exports") in registered
     assert registered == documented_routes()
 
@@ -116,7 +114,9 @@ def test_every_operation_documents_its_error_answers() -> None:
             assert expected <= set(responses), (method, path)
 
 
-async def test_answers_match_their_schemas(client: Any, anon_client: Any) -> None:
+async def test_answers_match_their_schemas(
+    client: Any, anon_client: Any, status_store: StatusStore
+) -> None:
     finished = ExportRecord(
         id=new_export_id(),
         campaign_id="c1",

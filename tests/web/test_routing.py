@@ -9,8 +9,10 @@ import pytest
 from aiohttp import web
 from yarl import URL
 
+from core.app import ExportApp
 from core.settings import Settings
 from web import routing
+from web.context import WebContext
 
 EXPORT_PATH = "/campaigns/cmp-1/exports/exp-1"
 
@@ -35,9 +37,9 @@ async def owner(aiohttp_server: Any) -> Any:
 
 
 async def test_a_read_goes_to_the_owner_with_the_token_and_query(
-    client: Any, owner: Any, monkeypatch: pytest.MonkeyPatch
+    client: Any, owner: Any, monkeypatch: pytest.MonkeyPatch, web_context: WebContext
 ) -> None:
-    monkeypatch.setattr(routing, "table_owner", lambda: URL(str(owner.make_url("/"))))
+    monkeypatch.setattr(web_context, "table_owner", lambda: URL(str(owner.make_url("/"))))
     resp = await client.get("/campaigns/cmp-1/exports", params={"status": "FINISHED"})
     assert resp.status == 200
     body = await resp.json()
@@ -49,36 +51,36 @@ async def test_a_read_goes_to_the_owner_with_the_token_and_query(
 
 
 async def test_a_forwarded_read_is_answered_here(
-    client: Any, monkeypatch: pytest.MonkeyPatch
+    client: Any, monkeypatch: pytest.MonkeyPatch, web_context: WebContext
 ) -> None:
-    monkeypatch.setattr(routing, "table_owner", lambda: URL("http://127.0.0.1:9"))
+    monkeypatch.setattr(web_context, "table_owner", lambda: URL("http://127.0.0.1:9"))
     resp = await client.get(EXPORT_PATH, headers={routing.FORWARDED_HEADER: "x"})
     assert resp.status == 404  # the local table, no second hop
 
 
 async def test_an_unreachable_owner_is_not_ready(
-    client: Any, monkeypatch: pytest.MonkeyPatch
+    client: Any, monkeypatch: pytest.MonkeyPatch, web_context: WebContext
 ) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    monkeypatch.setattr(routing, "table_owner", lambda: URL(f"http://127.0.0.1:{port}"))
+    monkeypatch.setattr(web_context, "table_owner", lambda: URL(f"http://127.0.0.1:{port}"))
     resp = await client.get(EXPORT_PATH)
     assert resp.status == 503
     assert (await resp.json())["error"]["code"] == "NOT_READY"
 
 
 async def test_the_owner_answers_its_own_reads(
-    client: Any, monkeypatch: pytest.MonkeyPatch
+    client: Any, monkeypatch: pytest.MonkeyPatch, app: ExportApp, web_context: WebContext
 ) -> None:
-    from core.app import app
-
-    monkeypatch.setattr(routing, "table_owner", lambda: URL(str(app.conf.canonical_url)))
+    monkeypatch.setattr(web_context, "table_owner", lambda: URL(str(app.conf.canonical_url)))
     assert (await client.get(EXPORT_PATH)).status == 404
 
 
-async def test_without_an_assignment_reads_are_answered_here(client: Any) -> None:
-    assert routing.table_owner() is None
+async def test_without_an_assignment_reads_are_answered_here(
+    client: Any, web_context: WebContext
+) -> None:
+    assert web_context.table_owner() is None
     assert (await client.get(EXPORT_PATH)).status == 404
 
 

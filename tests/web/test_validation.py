@@ -10,11 +10,12 @@ from typing import Any
 import orjson
 import pytest
 
+from core.app import ExportApp
 from core.errors import InvalidRequest
 from core.models import ExportRecord, new_export_id
 from tests.fakes import seed
 from tests.web.test_exports_views import assert_error
-from topics.definitions import status_store
+from topics.status import StatusStore
 from web.requests import decode_cursor, encode_cursor
 
 LIST = "/campaigns/c1/exports"
@@ -52,9 +53,9 @@ async def test_invalid_bodies_are_400(client: Any, body: bytes, code: str) -> No
     assert_error(await response.json(), code)
 
 
-async def test_an_announced_oversized_body_is_413_before_it_is_read(client: Any) -> None:
-    from core.app import app
-
+async def test_an_announced_oversized_body_is_413_before_it_is_read(
+    client: Any, app: ExportApp
+) -> None:
     limit = app.settings.max_request_body_bytes
     body = b'{"exportType": "codes", "params": {"pad": "' + b"x" * limit + b'"}}'
     response = await client.post(LIST, data=body)
@@ -64,9 +65,7 @@ async def test_an_announced_oversized_body_is_413_before_it_is_read(client: Any)
     assert payload["error"]["details"] == {"maxBytes": limit}
 
 
-async def test_a_chunked_oversized_body_is_413(client: Any) -> None:
-    from core.app import app
-
+async def test_a_chunked_oversized_body_is_413(client: Any, app: ExportApp) -> None:
     limit = app.settings.max_request_body_bytes
 
     async def chunks() -> AsyncIterator[bytes]:
@@ -144,7 +143,9 @@ def test_cursor_round_trip_and_tampering() -> None:
             decode_cursor(bad)
 
 
-async def test_pages_cover_every_export_once_even_with_equal_timestamps(client: Any) -> None:
+async def test_pages_cover_every_export_once_even_with_equal_timestamps(
+    client: Any, status_store: StatusStore
+) -> None:
     campaign = f"page-{new_export_id()}"
     same = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
     ids = sorted(f"{campaign}-{i:02d}" for i in range(7))
@@ -193,7 +194,9 @@ async def test_wrong_methods_are_405_with_allow(
     assert {m.strip() for m in response.headers["Allow"].split(",")} == allowed
 
 
-async def test_a_bug_in_a_view_is_a_clean_500(client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_bug_in_a_view_is_a_clean_500(
+    client: Any, monkeypatch: pytest.MonkeyPatch, status_store: StatusStore
+) -> None:
     def broken(campaign_id: str, **filters: Any) -> Any:
         raise RuntimeError("boom")
 

@@ -13,7 +13,6 @@ from importlib import resources
 import faust
 from aiohttp import web
 
-from core.app import app
 from core.errors import NotFound
 from web.responses import ApiView
 
@@ -78,6 +77,3 @@ class ConsoleIndex(ApiView):
 class ConsoleAsset(ApiView):
     async def get(self, request: web.Request, name: str) -> web.Response:
         return asset_response(name)
-
-
-blueprint.register(app, url_prefix="")
