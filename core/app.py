@@ -4,6 +4,7 @@ No app exists at import: the composition root (`export_service.build`) makes one
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -13,7 +14,7 @@ from typing import Any, cast
 import faust
 
 from core.deps import Deps
-from core.interpreter import freeze_long_lived
+from core.interpreter import freeze_long_lived, low_priority_executor
 from core.kafka_consumer import SteppingTransport
 from core.logging import use_json_format
 from core.metrics import ServiceMetrics
@@ -159,6 +160,10 @@ class ExportApp(faust.App):
             )
         # The libraries and clients are loaded: what exists now lives for the process.
         freeze_long_lived()
+        if self.settings.export_thread_nice:
+            asyncio.get_running_loop().set_default_executor(
+                low_priority_executor(self.settings.export_thread_nice)
+            )
 
     def use_canceller(self, canceller: Canceller) -> None:
         """What cancels an export (the runner's); given by the composition root."""

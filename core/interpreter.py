@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 logger = logging.getLogger(__name__)
 
@@ -39,4 +42,25 @@ def freeze_long_lived() -> None:
         "heap: %d long-lived objects kept out of garbage collection (%.0f ms)",
         gc.get_freeze_count(),
         (time.perf_counter() - started) * 1000,
+    )
+
+
+def low_priority_executor(nicer_by: int, max_workers: int | None = None) -> ThreadPoolExecutor:
+    """Worker threads that the OS schedules after the event loop's thread (and after the
+    broker's and database's processes on the same machine) when the CPU is short.
+
+    `asyncio.to_thread` runs the exports' CPU work on the loop's default executor: batch work
+    that should yield to requests. On Linux a thread has a nice value of its own.
+    """
+
+    nice = min(os.getpriority(os.PRIO_PROCESS, 0) + nicer_by, 19)
+
+    def lower_priority() -> None:
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+        except OSError:  # not allowed here: the threads keep the process's priority
+            logger.warning("could not lower the priority of export threads to nice %d", nice)
+
+    return ThreadPoolExecutor(
+        max_workers=max_workers, thread_name_prefix="export-cpu", initializer=lower_priority
     )

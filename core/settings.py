@@ -130,6 +130,13 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(
         30.0, ge=0, description="on SIGTERM, time the running export gets to finish"
     )
+    export_thread_nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description="how much nicer than the process the threads that run the exports' CPU "
+        "work are (0: as nice), so that requests, heartbeats and the broker get the CPU first",
+    )
     thread_switch_interval_seconds: float = Field(
         0.0005,
         gt=0,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import gc
+import os
 import sys
+import threading
 
-from core.interpreter import freeze_long_lived, use_switch_interval
+from core.interpreter import freeze_long_lived, low_priority_executor, use_switch_interval
 from core.settings import Settings
 
 
@@ -39,3 +41,13 @@ def test_the_worker_switches_threads_at_the_configured_interval() -> None:
         assert sys.getswitchinterval() == 0.0005
     finally:
         sys.setswitchinterval(before)
+
+
+def test_export_threads_run_at_a_lower_priority_than_the_loop() -> None:
+    def own_nice() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    loop_nice = own_nice()
+    with low_priority_executor(10, max_workers=1) as executor:
+        assert executor.submit(own_nice).result() == min(loop_nice + 10, 19)
+    assert own_nice() == loop_nice
