@@ -168,6 +168,10 @@ class StatusStore:
     def __init__(self, table: MutableMapping[Any, Any]) -> None:
         self._table = table
         self.work_available = asyncio.Event()
+        # Requests recorded whose event the broker has not acknowledged yet: the runner
+        # leaves them until then (their request may still be forgotten). In memory only: a
+        # restart publishes nothing again, and the record runs.
+        self._held: set[str] = set()
         self._reset()
         self.rebuild()
 
@@ -324,6 +328,7 @@ class StatusStore:
 
     def remove(self, export_id: str) -> None:
         """Forget a record (a request whose event could not be published), with its aliases."""
+        self._held.discard(export_id)
         entry = self._entries.get(export_id)
         if entry is not None:
             self._unindex(entry)
@@ -348,11 +353,12 @@ class StatusStore:
         found = self._active_by_key.get(candidate.duplicate_key())
         return None if found is None else self.get(found)
 
-    def accept(self, record: ExportRecord) -> tuple[ExportRecord, bool]:
+    def accept(self, record: ExportRecord, *, held: bool = False) -> tuple[ExportRecord, bool]:
         """Record a new PENDING request, or return the export that already serves it.
 
         Idempotent on redelivery (same id); a duplicate (SPEC §4) gets an alias to the
-        active export so that its id still answers. Returns (record, created).
+        active export so that its id still answers. Returns (record, created). A `held`
+        record is not given to the runner until `release`d (its event is being published).
         """
         existing = self.get(record.id)
         if existing is not None:
@@ -361,8 +367,16 @@ class StatusStore:
         if duplicate is not None:
             self.put_alias(record.id, duplicate.id)
             return duplicate, False
+        if held:
+            self._held.add(record.id)
         self.put(record)
         return record, True
+
+    def release(self, export_id: str) -> None:
+        """Give a held record to the runner (its event was published, or is kept)."""
+        if export_id in self._held:
+            self._held.discard(export_id)
+            self.work_available.set()
 
     def next_to_run(self) -> ExportRecord | None:
         """An interrupted export first (TRIGGERED, or started and not yet triggered),
@@ -490,7 +504,9 @@ class StatusStore:
             (self._interrupted, self._ccpa_interrupted),
             (self._queued, self._ccpa_queued),
         ):
-            export: Order | None = exports[0] if exports else None
+            export: Order | None = next(
+                (order for order in exports if order[1] not in self._held), None
+            )
             deletion: Order | None = deletions[0] if deletions else None
             if export is not None and (deletion is None or export <= deletion):
                 return self.get(export[1])

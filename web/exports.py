@@ -106,15 +106,20 @@ class CampaignExports(ApiView):
         await require_broker(request)
         # No await between the duplicate check and the write: concurrent requests
         # in this worker cannot both create the same export.
-        accepted, created = status_store.accept(record)
+        accepted, created = status_store.accept(record, held=True)
         if not created:
             return json_response(accepted.to_public(), status=200)
-        await publish_request(
-            request,
-            record.id,
-            export_requested_bytes(record),
-            forget=lambda: status_store.remove(record.id),
-        )
+        # The runner starts it once the broker has the event: its start would compete with
+        # this request for the loop and the CPU, and a failed send forgets the record.
+        try:
+            await publish_request(
+                request,
+                record.id,
+                export_requested_bytes(record),
+                forget=lambda: status_store.remove(record.id),
+            )
+        finally:
+            status_store.release(record.id)
         return json_response(record.to_public(), status=202)
 
     @served_by_table_owner

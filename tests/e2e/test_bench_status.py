@@ -16,6 +16,8 @@ def test_a_tiny_status_bench_run_reports_every_figure() -> None:
         "get_ms_p99",
         "post_ms_p99",
         "post_empty_table_ms_p99",
+        "post_no_export_running_ms_p99",
+        "post_no_export_running_empty_table_ms_p99",
         "heartbeat_ms_p99",
         "intake_per_second",
         "produced_per_second",
