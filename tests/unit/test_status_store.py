@@ -84,13 +84,13 @@ def test_a_held_request_is_left_to_the_runner_until_released() -> None:
     store.accept(rec("held", at=DAY), held=True)
     store.accept(rec("later", at=DAY + dt.timedelta(seconds=1), export_type="codes"))
     work = store.next_work()
-    assert work is not None
+    assert isinstance(work, ExportRecord)
     assert work.id == "later"  # the older request waits for its event's acknowledgement
     store.work_available.clear()
     store.release("held")
     assert store.work_available.is_set()
     work = store.next_work()
-    assert work is not None
+    assert isinstance(work, ExportRecord)
     assert work.id == "held"
 
 
@@ -102,5 +102,5 @@ def test_a_held_request_that_is_forgotten_is_never_run() -> None:
     assert store.next_work() is None
     store.accept(rec("held", at=DAY))  # the id may come again (a retried request)
     work = store.next_work()
-    assert work is not None
+    assert isinstance(work, ExportRecord)
     assert work.id == "held"
