@@ -153,14 +153,14 @@ class CampaignExport(ApiView):
         return json_response(await _with_download_urls(context, record))
 
     async def delete(self, request: web.Request, campaign_id: str, export_id: str) -> web.Response:
-        """Cancel a PENDING or TRIGGERED export: 200 with the CANCELLED record, 409 when it
+        """Cancel a PENDING or TRIGGERED export: 202 with the CANCELLED record (SPEC §5), 409 when it
         has already ended (with its status), 404 when it is not there."""
         principal = _authorised(request, campaign_id)
         validated_id(export_id, name="exportId")
         context = context_of(request)
         record = _found(context.status_store, campaign_id, export_id)
         cancelled = await context.app.cancel_export(campaign_id, record.id, principal.sub)
-        return json_response(cancelled.to_public(), status=200)
+        return json_response(cancelled.to_public(), status=202)
 
 
 def _found(status_store: StatusStore, campaign_id: str, export_id: str) -> ExportRecord:

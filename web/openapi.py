@@ -205,7 +205,7 @@ def _paths() -> dict[str, Schema]:
                 "summary": "Cancel a PENDING or TRIGGERED export: a running one stops, its "
                 "uploads are aborted, it ends CANCELLED and `export.cancelled` is published",
                 "responses": {
-                    "200": _json(ref("ExportRecord"), "the export, CANCELLED"),
+                    "202": _json(ref("ExportRecord"), "the export, CANCELLED"),
                     "400": _resp("BadRequest"),
                     "401": _resp("Unauthenticated"),
                     "403": _resp("Forbidden"),

@@ -257,3 +257,25 @@ async def test_a_request_the_broker_does_not_acknowledge_in_time_is_kept_and_say
     kept = status_store.get(error["details"]["id"])
     assert kept is not None
     assert kept.status == Status.PENDING
+
+
+async def test_cancelling_answers_202_with_the_cancelled_export_then_409_once_ended(
+    client: Any, status_store: StatusStore
+) -> None:
+    export = ExportRecord(
+        id=new_export_id(),
+        campaign_id="c1",
+        export_type="codes",
+        params={},
+        created_at=dt.datetime.now(dt.UTC),
+    )
+    seed(status_store, export)
+    path = f"/campaigns/c1/exports/{export.id}"
+    response = await client.delete(path)
+    assert response.status == 202  # SPEC §5
+    body = await response.json()
+    assert (body["id"], body["status"]) == (export.id, "CANCELLED")
+    again = await client.delete(path)
+    assert again.status == 409
+    error = assert_error(await again.json(), "EXPORT_NOT_CANCELLABLE")
+    assert error["details"]["status"] == "CANCELLED"
