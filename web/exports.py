@@ -153,8 +153,8 @@ class CampaignExport(ApiView):
         return json_response(await _with_download_urls(context, record))
 
     async def delete(self, request: web.Request, campaign_id: str, export_id: str) -> web.Response:
-        """Cancel a PENDING or TRIGGERED export: 202 with the CANCELLED record (SPEC §5), 409 when it
-        has already ended (with its status), 404 when it is not there."""
+        """Cancel a PENDING or TRIGGERED export: 202 with the CANCELLED record (SPEC §5), 409
+        when it has already ended (with its status), 404 when it is not there."""
         principal = _authorised(request, campaign_id)
         validated_id(export_id, name="exportId")
         context = context_of(request)
