@@ -206,34 +206,31 @@ def _post_requests(count: int) -> list[tuple[str, str, Any]]:
     ]
 
 
-def _latencies(worker: Worker, requests: list[tuple[str, str, Any]]) -> list[float]:
+def _latencies(
+    worker: Worker, requests: list[tuple[str, str, Any]], *, one_at_a_time: bool = False
+) -> list[float]:
+    """Each request's latency. `one_at_a_time`: the export a POST creates is waited for
+    (untimed) before the next request, so that no export runs while one is measured."""
     out = []
     for method, path, body in requests:
         status, answer, took = worker.call(method, path, body)
         if status >= 400:
             raise RuntimeError(f"{method} {path}: {status} {answer}")
         out.append(took)
+        if one_at_a_time:
+            _wait_until_ended(worker, f"{path}/{answer['id']}")
     return out
 
 
-def _latencies_one_at_a_time(worker: Worker, requests: list[tuple[str, str, Any]]) -> list[float]:
-    """Each POST's latency with no export running: the export it creates is waited for
-    (untimed) before the next one is sent."""
-    out = []
-    for method, path, body in requests:
-        status, answer, took = worker.call(method, path, body)
-        if status >= 400:
-            raise RuntimeError(f"{method} {path}: {status} {answer}")
-        out.append(took)
-        deadline = time.monotonic() + 120
-        while True:
-            status, record, _ = worker.call("GET", f"{path}/{answer['id']}")
-            if status == 200 and record["status"] not in ("PENDING", "TRIGGERED"):
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"export {answer['id']} did not end in 2 minutes")
-            time.sleep(0.02)
-    return out
+def _wait_until_ended(worker: Worker, export_path: str) -> None:
+    deadline = time.monotonic() + 120
+    while True:
+        status, record, _ = worker.call("GET", export_path)
+        if status == 200 and record["status"] not in ("PENDING", "TRIGGERED"):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{export_path} did not end in 2 minutes")
+        time.sleep(0.02)
 
 
 def run(records: int, campaigns: int, samples: int, intake: int, idle_seconds: float) -> Result:
@@ -252,7 +249,7 @@ def run(records: int, campaigns: int, samples: int, intake: int, idle_seconds: f
         # POSTs create exports that then run beside the next POSTs: the same mix on an empty
         # table is the baseline that shows what the 100k records add.
         posts_empty = _latencies(empty, _post_requests(samples))
-        posts_alone_empty = _latencies_one_at_a_time(empty, _post_requests(samples // 2))
+        posts_alone_empty = _latencies(empty, _post_requests(samples // 2), one_at_a_time=True)
         empty.stop()
 
         app_id = f"bench-status-{uuid.uuid4().hex[:6]}"
@@ -277,7 +274,7 @@ def run(records: int, campaigns: int, samples: int, intake: int, idle_seconds: f
                 ],
             )
             posts = _latencies(worker, _post_requests(samples))
-            posts_alone = _latencies_one_at_a_time(worker, _post_requests(samples // 2))
+            posts_alone = _latencies(worker, _post_requests(samples // 2), one_at_a_time=True)
 
             events = [
                 (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -235,6 +235,20 @@ class Settings(BaseSettings):
 
     def topics(self) -> tuple[str, ...]:
         return (self.topic_exports, self.topic_export_events, self.topic_dlq)
+
+    def s3_client_options(self) -> dict[str, Any]:
+        """Where S3 is and who we are there: the arguments botocore's and aiobotocore's
+        `create_client("s3", ...)` share."""
+        return {
+            "endpoint_url": self.s3_endpoint_url,
+            "region_name": self.s3_region,
+            "aws_access_key_id": (
+                self.s3_access_key_id.get_secret_value() if self.s3_access_key_id else None
+            ),
+            "aws_secret_access_key": (
+                self.s3_secret_access_key.get_secret_value() if self.s3_secret_access_key else None
+            ),
+        }
 
 
 @lru_cache(maxsize=1)

@@ -43,16 +43,7 @@ async def open_deps(
     client = await stack.enter_async_context(
         session.create_client(
             "s3",
-            endpoint_url=settings.s3_endpoint_url,
-            region_name=settings.s3_region,
-            aws_access_key_id=(
-                settings.s3_access_key_id.get_secret_value() if settings.s3_access_key_id else None
-            ),
-            aws_secret_access_key=(
-                settings.s3_secret_access_key.get_secret_value()
-                if settings.s3_secret_access_key
-                else None
-            ),
+            **settings.s3_client_options(),
             config=AioConfig(
                 s3={"addressing_style": settings.s3_addressing_style},
                 signature_version="s3v4",
