@@ -23,8 +23,10 @@ does not support and neither the loader nor a driver's dict can write) shifts th
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import enum
+import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,6 +63,7 @@ _ARROW_TYPES: dict[FieldType, pa.DataType] = {
     FieldType.STR_LIST: pa.list_(pa.string()),
 }
 _NULL = b"\x0a"
+_LENGTH = struct.Struct("<I")  # a document's first four bytes: its length
 # Bytes handed to pymongoarrow per call: about 1,000 small documents, a few milliseconds.
 _PIECE_BYTES = 256 * 1024
 _DOCUMENT = b"\x03"
@@ -88,6 +91,9 @@ class BatchSchema:
     fields: Mapping[str, FieldType]
     _schema: Schema = field(init=False, repr=False, compare=False)
     _clashes: tuple[bytes, ...] = field(init=False, repr=False, compare=False)
+    _clash_probes: tuple[tuple[bytes, tuple[bytes, ...]], ...] = field(
+        init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         tops: dict[str, Any] = {}
@@ -116,6 +122,15 @@ class BatchSchema:
         object.__setattr__(
             self, "_clashes", tuple(name.encode() + b"\x00" for name in sorted(clashes))
         )
+        # One scan of a chunk per probe instead of one per name: the names are only looked
+        # for when a probe (a dotted name's "top.", or "[]" and the NUL after it) is there.
+        probes: dict[bytes, list[bytes]] = {}
+        for element in self._clashes:
+            probe = element[: element.index(b".") + 1] if b"." in element else b"[]\x00"
+            probes.setdefault(probe, []).append(element)
+        object.__setattr__(
+            self, "_clash_probes", tuple((probe, tuple(names)) for probe, names in probes.items())
+        )
 
     def _slow(self, raw: bytes, offsets: Sequence[int]) -> TypedBatch:
         """Every document of the reply suspect, over null columns of the declared types."""
@@ -125,7 +140,10 @@ class BatchSchema:
         return TypedBatch(raw, offsets, nulls, self.fields, {name: every for name in self.fields})
 
     def _clashing_name(self, raw: bytes) -> bool:
-        return any(element in raw for element in self._clashes)
+        return any(
+            probe in raw and any(element in raw for element in names)
+            for probe, names in self._clash_probes
+        )
 
     def decode(self, raw: bytes, piece_bytes: int = _PIECE_BYTES) -> TypedBatch:
         offsets = document_offsets(raw)
@@ -180,11 +198,13 @@ def _suspects(
 
 def _pieces(offsets: Sequence[int], most: int) -> Iterable[tuple[int, int]]:
     """Spans of whole documents of about `most` bytes (a larger document is a span alone)."""
+    last = len(offsets) - 1
     start = 0
-    for at in range(1, len(offsets)):
-        if offsets[at] - offsets[start] >= most or at == len(offsets) - 1:
-            yield offsets[start], offsets[at]
-            start = at
+    while start < last:
+        # The first document end at least `most` bytes on, found by bisection, not a walk.
+        at = min(bisect.bisect_left(offsets, offsets[start] + most, start + 1), last)
+        yield offsets[start], offsets[at]
+        start = at
 
 
 def _untypable(array: pa.Array, kind: FieldType) -> Iterable[int]:
@@ -230,14 +250,17 @@ def _wrong_type(raw: bytes, start: int, end: int, element: bytes, allowed: bytes
 def document_offsets(raw: bytes) -> list[int]:
     """Where each document of a reply starts, and the end of the last one."""
     offsets = [0]
+    append = offsets.append
     position, end = 0, len(raw)
-    view = memoryview(raw)
+    length_at = _LENGTH.unpack_from
     while position < end:
-        length = int.from_bytes(view[position : position + 4], "little")
+        if end - position < 4:
+            raise bson.errors.InvalidBSON(f"a truncated document length at offset {position}")
+        (length,) = length_at(raw, position)
         if length < 5:  # the smallest document; a smaller length would loop for ever
             raise bson.errors.InvalidBSON(f"a document of {length} bytes at offset {position}")
         position += length
-        offsets.append(position)
+        append(position)
     if position != end:
         raise bson.errors.InvalidBSON("a reply's documents do not add up to its length")
     return offsets
@@ -274,7 +297,8 @@ class TypedBatch:
 
     def values(self, dotted: str) -> list[Any]:
         """Python values of a STR, BOOL or STR_LIST field; suspect documents read as decoded."""
-        values: list[Any] = self.columns[dotted].to_pylist()
+        # polars builds the Python objects several times faster than Array.to_pylist.
+        values: list[Any] = pl.Series(pl.from_arrow(self.columns[dotted])).to_list()
         if self.suspect:
             parts = dotted.split(".")
             for index in self.suspect:
