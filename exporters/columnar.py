@@ -15,12 +15,12 @@ rest run on the row engine (exporters.rows), which stays the reference.
 from __future__ import annotations
 
 import asyncio
+import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
-import pyarrow.compute as pc
 
 from core.deps import Doc, DocumentSource, RawDocumentSource
 from exporters.bson_columns import BatchSchema, FieldType, TypedBatch
@@ -207,6 +207,87 @@ def _indexed(plan: _JoinPlan, replies: list[bytes], keys: list[Any]) -> _Joined:
     return _Joined(plan, batch, index, None)
 
 
+def _market_rows(docs: TypedBatch) -> tuple[list[int], list[Any], list[bool]]:
+    """Each row's entry, market and primary flag: the entry's markets as `markets_of` lists
+    them, the primary first.
+
+    Entries whose columns are exact are expanded by polars; the suspect ones (read as the
+    driver decodes them) by `markets_of` itself, their rows put in their entries' places.
+    """
+    suspect = sorted(docs.suspect)
+    frame = pl.DataFrame(
+        {
+            "primary": pl.from_arrow(docs.columns["marketId"]),
+            "more": pl.from_arrow(docs.columns["additionalMarketIds"]),
+        }
+    ).with_row_index("doc")
+    if suspect:
+        frame = frame.filter(~pl.col("doc").is_in(pl.Series(suspect, dtype=pl.UInt32)))
+    first = frame.select("doc", pl.col("primary").alias("market"), pl.lit(True).alias("first"))
+    # An additional id counts once, and not when it is the primary (None never counts).
+    more = (
+        frame.select("doc", "primary", "more")
+        .explode("more")
+        .filter(pl.col("more").is_not_null() & pl.col("more").ne_missing(pl.col("primary")))
+        .unique(subset=["doc", "more"], keep="first", maintain_order=True)
+        .select("doc", pl.col("more").alias("market"), pl.lit(False).alias("first"))
+    )
+    parts = [first, more]
+    odd: list[Any] = []  # the markets of suspect entries that are not strings
+    if suspect:
+        rows: dict[str, list[Any]] = {"doc": [], "market": [], "first": [], "odd": []}
+        for index in suspect:
+            doc = docs.doc(index)
+            markets = markets_of(doc.get("marketId"), doc.get("additionalMarketIds"))
+            for number, market in enumerate(markets):
+                rows["doc"].append(index)
+                rows["first"].append(number == 0)
+                if type(market) is str:
+                    rows["market"].append(market)
+                    rows["odd"].append(None)
+                else:
+                    rows["market"].append(None)
+                    rows["odd"].append(len(odd))
+                    odd.append(market)
+        parts.append(
+            pl.DataFrame(
+                rows,
+                schema={
+                    "doc": pl.UInt32,
+                    "market": pl.String,
+                    "first": pl.Boolean,
+                    "odd": pl.Int64,
+                },
+            )
+        )
+    # A stable sort by entry keeps each entry's primary row first and the rest in list order.
+    table = pl.concat(parts, how="diagonal").sort("doc", maintain_order=True)
+    row_market: list[Any] = table["market"].to_list()
+    if odd:
+        at = table["odd"]
+        for row, number in zip(
+            at.is_not_null().arg_true().to_list(), at.drop_nulls().to_list(), strict=True
+        ):
+            row_market[row] = odd[number]
+    return table["doc"].to_list(), row_market, table["first"].to_list()
+
+
+def _string_keys(keys: list[Any]) -> set[str]:
+    """The distinct string keys of a batch (hostile keys may be unhashable documents)."""
+    try:
+        distinct = set(keys)
+    except TypeError:
+        return {key for key in keys if isinstance(key, str)}
+    return {key for key in distinct if isinstance(key, str)}
+
+
+def _gather(values: list[Any], index: list[int]) -> list[Any]:
+    """`[values[i] for i in index]`, in C."""
+    if len(index) < 2:
+        return [values[i] for i in index]
+    return list(operator.itemgetter(*index)(values))
+
+
 class ColumnarBatches:
     """Turns each raw source batch of one export into CSV bytes; counts skipped documents."""
 
@@ -256,16 +337,7 @@ class ColumnarBatches:
         self.documents += len(docs)
         stage = _Stage(docs, [], [], None, [])
         if self._plan.expand_markets:
-            primaries = stage.doc_values("marketId")
-            additional = self._additional_markets(docs)
-            stage.row_primary = []
-            for index in range(len(docs)):
-                more = additional[index]
-                markets = [primaries[index]] if more is None else markets_of(primaries[index], more)
-                stage.row_doc.extend([index] * len(markets))
-                stage.row_market.extend(markets)
-                stage.row_primary.append(True)
-                stage.row_primary.extend([False] * (len(markets) - 1))
+            stage.row_doc, stage.row_market, stage.row_primary = _market_rows(docs)
         else:
             stage.row_doc = list(range(len(docs)))
             if "marketId" in self._plan.source.fields:
@@ -275,26 +347,8 @@ class ColumnarBatches:
         for plan in self._plan.joins:
             keys = self._values_for(stage, [], plan.key)
             stage.keys.append(keys)
-            stage.wanted.append({key for key in keys if isinstance(key, str)})
+            stage.wanted.append(_string_keys(keys))
         return stage
-
-    @staticmethod
-    def _additional_markets(docs: TypedBatch) -> list[Any]:
-        """Each entry's additional market ids as the row rules read them; None for none.
-
-        Most entries have none: only the non-empty lists (and suspect documents, read as
-        decoded) become Python values.
-        """
-        array = docs.columns["additionalMarketIds"]
-        lengths = pc.fill_null(pc.list_value_length(array), 0)
-        listed = pc.indices_nonzero(pc.greater(lengths, 0)).to_pylist()
-        values: list[Any] = [None] * len(docs)
-        if listed:  # pyarrow cannot take by an empty Python list (it has no type)
-            for index, items in zip(listed, array.take(listed).to_pylist(), strict=True):
-                values[index] = items
-        for index in docs.suspect:
-            values[index] = read_path(docs.doc(index), ("additionalMarketIds",))
-        return values
 
     async def _join(self, plan: _JoinPlan, keys: list[Any], wanted: set[str]) -> _Joined:
         if plan.schema is None:
@@ -326,7 +380,7 @@ class ColumnarBatches:
         rows = len(stage.row_doc)
         if root == "doc":
             values = stage.doc_values(".".join(rest))
-            return values if stage.row_primary is None else [values[i] for i in stage.row_doc]
+            return values if stage.row_primary is None else _gather(values, stage.row_doc)
         if root == "marketId" and not rest:
             return stage.row_market
         if root == "isPrimaryMarket" and not rest:
