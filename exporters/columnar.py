@@ -15,8 +15,9 @@ rest run on the row engine (exporters.rows), which stays the reference.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import operator
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -202,9 +203,21 @@ def _indexed(plan: _JoinPlan, replies: list[bytes], keys: list[Any]) -> _Joined:
     assert plan.schema is not None  # noqa: S101 (only typed joins are looked up raw)
     batch = plan.schema.decode(b"".join(replies))
     ids = batch.values("_id")
-    position = {key: at for at, key in enumerate(ids) if isinstance(key, str)}
-    index = [position.get(k) if isinstance(k, str) else None for k in keys]
-    return _Joined(plan, batch, index, None)
+    try:
+        position = dict(zip(ids, range(len(ids)), strict=True))  # the last of equal ids wins
+    except TypeError:  # an _id that is a document or a list
+        position = {key: at for at, key in enumerate(ids) if isinstance(key, str)}
+    for key in [key for key in position if not isinstance(key, str)]:
+        del position[key]
+    return _Joined(plan, batch, _looked_up(position, keys), None)
+
+
+def _looked_up(found: Mapping[str, Any], keys: list[Any]) -> list[Any]:
+    """`found`'s value for each string key, None for any other key (`found` has str keys)."""
+    try:
+        return list(map(found.get, keys))  # a key of another type never equals a str
+    except TypeError:  # an unhashable key: a hostile document or list
+        return [found.get(k) if isinstance(k, str) else None for k in keys]
 
 
 def _market_rows(docs: TypedBatch) -> tuple[list[int], list[Any], list[bool]]:
@@ -360,9 +373,7 @@ class ColumnarBatches:
                 )
                 for key in missing:
                     cache[key] = found.get(key)
-            return _Joined(
-                plan, None, [], [cache.get(k) if isinstance(k, str) else None for k in keys]
-            )
+            return _Joined(plan, None, [], _looked_up(cache, keys))
         if not wanted:
             return _Joined(plan, None, [None] * len(keys), None)
         replies = await self._raw_source.find_in_raw(
@@ -427,8 +438,11 @@ class ColumnarBatches:
         spec = self._spec
         rows = len(stage.row_doc)
         missing = self._missing_rows(stage, joined, rows)
-        self.skipped += len({stage.row_doc[r] for r in range(rows) if missing[r]})
-        kept = [r for r in range(rows) if not missing[r]]
+        if any(missing):
+            self.skipped += len(set(itertools.compress(stage.row_doc, missing)))
+            kept = [r for r in range(rows) if not missing[r]]
+        else:
+            kept = list(range(rows))
         if isinstance(spec.where, RowTest):
             where = spec.where
             dirty = self._dirty_rows(stage, joined)
@@ -473,6 +487,8 @@ class ColumnarBatches:
         for number, one in enumerate(joined):
             join = one.plan.join
             found: Sequence[Any] = one.cached if one.cached is not None else one.index
+            if None not in found:
+                continue  # every row found its document: the common case, checked in C
             if join.required:
                 missing = [m or f is None for m, f in zip(missing, found, strict=True)]
             elif join.required_if_set:
@@ -620,15 +636,20 @@ class _KeptRows:
         self.joined = joined
         self.kept = kept
         self.kept_index = pl.Series(kept, dtype=pl.UInt32)
-        docs = kept if stage.row_primary is None else [stage.row_doc[r] for r in kept]
+        self._every = len(kept) == len(stage.row_doc)
+        docs = kept if stage.row_primary is None else self.rows_of(stage.row_doc)
         self.doc_index = pl.Series(docs, dtype=pl.UInt32)
         self._join_index: dict[str, pl.Series] = {}
         self._cached: dict[str, tuple[pl.Series, list[Doc | None]]] = {}
 
+    def rows_of(self, values: list[Any]) -> list[Any]:
+        """The kept rows' items of a per-row list."""
+        return values if self._every else _gather(values, self.kept)
+
     def join_index(self, one: _Joined) -> pl.Series:
         name = one.plan.join.name
         if name not in self._join_index:
-            self._join_index[name] = pl.Series([one.index[r] for r in self.kept], dtype=pl.UInt32)
+            self._join_index[name] = pl.Series(self.rows_of(one.index), dtype=pl.UInt32)
         return self._join_index[name]
 
     def cached_table(self, one: _Joined, parts: Sequence[str]) -> tuple[pl.Series, list[Any]]:
@@ -636,20 +657,14 @@ class _KeptRows:
         name = one.plan.join.name
         if name not in self._cached:
             assert one.cached is not None  # noqa: S101
-            position: dict[int, int] = {}
-            distinct: list[Doc | None] = []
-            indexes: list[int | None] = []
-            for r in self.kept:
-                doc = one.cached[r]
-                if doc is None:
-                    indexes.append(None)
-                    continue
-                at = position.get(id(doc))
-                if at is None:
-                    at = position[id(doc)] = len(distinct)
-                    distinct.append(doc)
-                indexes.append(at)
-            self._cached[name] = (pl.Series(indexes, dtype=pl.UInt32), distinct)
+            found = self.rows_of(one.cached)
+            # The same few documents (a cached collection's) fill every row: each distinct
+            # one by identity, in order of first appearance, then each row's index, in C.
+            by_id = dict(zip(map(id, found), found, strict=True))
+            distinct = [doc for doc in by_id.values() if doc is not None]
+            position = {id(doc): at for at, doc in enumerate(distinct)}
+            indexes = list(map(position.get, map(id, found)))
+            self._cached[name] = (pl.Series(indexes, dtype=pl.UInt32), list(distinct))
         keys, distinct = self._cached[name]
         return keys, [format_cell(read_path(doc, parts)) for doc in distinct]
 
