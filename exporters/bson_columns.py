@@ -141,7 +141,7 @@ class BatchSchema:
 
     def _clashing_name(self, raw: bytes) -> bool:
         return any(
-            probe in raw and any(element in raw for element in names)
+            _holds(raw, probe) and any(element in raw for element in names)
             for probe, names in self._clash_probes
         )
 
@@ -176,6 +176,25 @@ class BatchSchema:
             columns[dotted] = array
             by_field[dotted] = _suspects(raw, offsets, array, kind, (child or top).encode())
         return TypedBatch(raw, offsets, columns, self.fields, by_field)
+
+
+_LIST_ITEMS = b"[]\x00"
+_RARE_TRIES = 64
+
+
+def _holds(raw: bytes, probe: bytes) -> bool:
+    """`probe in raw`; "[]" and its NUL are found by the "]" (a memchr, where a search for
+    a short needle ending in a NUL, common in BSON, crawls), while few "]" are there."""
+    if probe != _LIST_ITEMS:
+        return probe in raw
+    position = raw.find(b"]")
+    for _ in range(_RARE_TRIES):
+        if position == -1:
+            return False
+        if raw[position - 1 : position + 2] == _LIST_ITEMS:
+            return True
+        position = raw.find(b"]", position + 1)
+    return position != -1 and raw.find(_LIST_ITEMS, position - 1) != -1
 
 
 def _suspects(
