@@ -349,7 +349,8 @@ def format_column(array: pa.Array, kind: FieldType) -> pl.Series:
         return series.cast(pl.String)
     if kind is FieldType.FLOAT:
         # Python's repr is the rule (shortest round trip, "1e-05"); polars writes "1e-5".
-        return pl.Series(
-            [None if v is None else repr(v) for v in series.to_list()], dtype=pl.String
-        )
+        values = series.to_list()
+        if series.null_count():
+            return pl.Series([None if v is None else repr(v) for v in values], dtype=pl.String)
+        return pl.Series(list(map(repr, values)), dtype=pl.String)
     return series.list.join(";")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import operator
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -294,6 +294,31 @@ def _string_keys(keys: list[Any]) -> set[str]:
     return {key for key in distinct if isinstance(key, str)}
 
 
+def _tested(
+    test: Callable[..., Any],
+    columns: list[list[Any]],
+    rows: int,
+    kept: list[int],
+    dirty: set[int],
+) -> list[Any]:
+    """The filter's test of each row's values (a dirty row's result is to be replaced).
+
+    The test is called over whole columns by map; should it raise, on a value of a row it
+    would not have been asked about (a dirty or skipped row's), only the kept clean rows are
+    tested, one by one.
+    """
+    try:
+        if columns:
+            return list(map(test, *columns))
+        return [test() for _ in range(rows)]
+    except Exception:  # the row by row pass below re-raises a kept clean row's error
+        passed: list[Any] = [None] * rows
+        for r in kept:
+            if r not in dirty:
+                passed[r] = test(*(column[r] for column in columns))
+        return passed
+
+
 def _gather(values: list[Any], index: list[int]) -> list[Any]:
     """`[values[i] for i in index]`, in C."""
     if len(index) < 2:
@@ -447,15 +472,11 @@ class ColumnarBatches:
             where = spec.where
             dirty = self._dirty_rows(stage, joined)
             values = [self._values_for(stage, joined, p.split(".")) for p in where.paths]
-            kept = [
-                r
-                for r in kept
-                if (
-                    where(self._reference_row(stage, joined, r))
-                    if r in dirty
-                    else where.test(*(column[r] for column in values))
-                )
-            ]
+            passed = _tested(where.test, values, rows, kept, dirty)
+            for r in dirty:
+                if not missing[r]:
+                    passed[r] = where(self._reference_row(stage, joined, r))
+            kept = list(itertools.compress(kept, map(passed.__getitem__, kept)))
         if not kept:
             return EncodedBatch(b"", 0)
         view = _KeptRows(stage, joined, kept)
