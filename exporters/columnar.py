@@ -481,15 +481,19 @@ class ColumnarBatches:
             return EncodedBatch(b"", 0)
         view = _KeptRows(stage, joined, kept)
         columns = [self._cells(column, view) for column in spec.columns]
-        suspects = _SuspectCells(view, self._plan.expand_markets)
+        suspects = _SuspectCells(view)
         for number, column in enumerate(spec.columns):
             positions = suspects.positions(self._column_paths[number])
             if positions:
-                roots = self._column_roots[number]
-                fixed = [
-                    format_cell(column.get(self._reference_row(stage, joined, kept[at], roots)))
-                    for at in positions
-                ]
+                rows_at = [kept[at] for at in positions]
+                if column.path is not None:
+                    fixed = self._path_cells(stage, joined, rows_at, column.path)
+                else:
+                    roots = self._column_roots[number]
+                    fixed = [
+                        format_cell(column.get(self._reference_row(stage, joined, r, roots)))
+                        for r in rows_at
+                    ]
                 columns[number] = columns[number].scatter(positions, fixed)
         frame = pl.DataFrame({f"c{i}": series for i, series in enumerate(columns)})
         # An empty cell is written bare, as csv.writer does; polars would quote "".
@@ -500,6 +504,21 @@ class ColumnarBatches:
             include_header=False, line_terminator="\r\n", quote_style="necessary", null_value=""
         )
         return EncodedBatch(data.encode("utf-8"), len(kept))
+
+    @staticmethod
+    def _path_cells(
+        stage: _Stage, joined: Sequence[_Joined], rows: list[int], parts: Sequence[str]
+    ) -> list[str]:
+        """The cells of a dotted path column at these rows by the row rules (format_cell of
+        read_path), from the one document the path starts at, as the driver decodes it."""
+        root, *rest = parts
+        if root == "doc":
+            docs = stage.docs
+            found: list[Any] = [docs.doc(stage.row_doc[r]) for r in rows]
+        else:
+            one = next(j for j in joined if j.plan.join.name == root)
+            found = [one.doc(r) for r in rows]
+        return [format_cell(read_path(doc, rest)) for doc in found]
 
     @staticmethod
     def _missing_rows(stage: _Stage, joined: Sequence[_Joined], rows: int) -> list[bool]:
@@ -560,8 +579,9 @@ class ColumnarBatches:
             texts = flags.select(pl.when("v").then(pl.lit("true")).otherwise(pl.lit("false")))
             return texts.to_series().gather(view.kept_index)
         if root == "marketId" and not rest:
-            # Clean rows hold a string or None here; any other value is a suspect row's.
-            markets = [m if type(m) is str else None for m in view.stage.row_market]
+            # The row's market is the reference's own value (a suspect entry's markets come
+            # from markets_of over the decoded entry): a non-string one is formatted here.
+            markets = [m if type(m) is str else format_cell(m) for m in view.stage.row_market]
             return pl.Series(markets, dtype=pl.String).gather(view.kept_index)
         cells = self._string_cells(".".join(column.path), view)
         if cells is not None:
@@ -599,15 +619,11 @@ class _SuspectCells:
     """Which kept rows' cells of a column the typed columns cannot stand for.
 
     A cell is suspect when a document it reads is suspect in the field it reads (per field,
-    exporters.bson_columns): only those cells are computed by the row rules. The row's market
-    and primary flag come from the source document's market fields.
+    exporters.bson_columns): only those cells are computed by the row rules.
     """
 
-    def __init__(self, view: _KeptRows, expand_markets: bool) -> None:
+    def __init__(self, view: _KeptRows) -> None:
         self._view = view
-        self._market_fields = (
-            ("marketId", "additionalMarketIds") if expand_markets else ("marketId",)
-        )
         self._found: dict[str, pl.Series | None] = {}
 
     def positions(self, paths: Sequence[str]) -> list[int]:
@@ -629,11 +645,9 @@ class _SuspectCells:
         view = self._view
         root, _, field_name = dotted.partition(".")
         if root in _ROW_VALUES and not field_name:
-            docs = view.stage.docs
-            suspect = frozenset().union(
-                *(docs.suspect_fields.get(name, frozenset()) for name in self._market_fields)
-            )
-            return _member(view.doc_index, suspect)
+            # The row's market and primary flag are the row rules' own values (suspect entries
+            # expanded by markets_of over the decoded entry), and their cells format them.
+            return None
         if root == "doc":
             return _member(view.doc_index, view.stage.docs.suspect_fields[field_name])
         for one in view.joined:
