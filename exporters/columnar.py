@@ -25,6 +25,7 @@ import polars as pl
 
 from core.deps import Doc, DocumentSource, RawDocumentSource
 from exporters.bson_columns import BatchSchema, FieldType, TypedBatch
+from exporters.exclusions import ExclusionPass
 from exporters.formatting import format_cell
 from exporters.joins import EntryMarkets, markets_of
 from exporters.source_fields import COLLECTION_FIELDS
@@ -78,6 +79,12 @@ def columnar_plan(spec: ExportSpec) -> ColumnarPlan:
     if isinstance(spec.where, RowTest):
         for dotted in spec.where.paths:
             wanted.need(dotted, value=True)
+    if spec.exclude is not None:
+        # The row engine tests a source document's row before expanding it: a path into the
+        # document is the same on every row of it.
+        if not spec.exclude.user_id_path.startswith("doc."):
+            raise NotColumnar("an exclusion by a path outside the source document")
+        wanted.need(spec.exclude.user_id_path, value=True)
     expand_markets = isinstance(spec.expand, EntryMarkets)
     if expand_markets:
         wanted.need("doc.additionalMarketIds", value=True)
@@ -97,8 +104,6 @@ def _check_shape(spec: ExportSpec) -> None:
         raise NotColumnar(f"layout {type(spec.layout).__name__}")
     if spec.group is not None:
         raise NotColumnar("a fold of consecutive documents")
-    if spec.exclude is not None:
-        raise NotColumnar("an exclusion list")
     if spec.expand is not identity and not isinstance(spec.expand, EntryMarkets):
         raise NotColumnar("an expansion without a columnar form")
     if spec.where is not None and not isinstance(spec.where, RowTest):
@@ -172,6 +177,7 @@ class _Stage:
     row_market: list[Any]
     row_primary: list[bool] | None
     keys: list[list[Any]]
+    by_doc: bool = True  # row r is document r (no expansion, no row left out before joins)
     wanted: list[set[str]] = field(default_factory=list)  # each join's distinct string keys
     values: dict[str, list[Any]] = field(default_factory=dict)
 
@@ -351,6 +357,8 @@ class ColumnarBatches:
             if j.schema is None and j.join.collection == "markets":
                 self._caches[j.join.name].update(ctx.markets)
         self._constants: dict[str, str] = {}
+        # The exclusion pass being run (exporters.exclusions), set by the runner per pass.
+        self.exclusion: ExclusionPass | None = None
         self.skipped = 0
         self.documents = 0
 
@@ -376,12 +384,23 @@ class ColumnarBatches:
         stage = _Stage(docs, [], [], None, [])
         if self._plan.expand_markets:
             stage.row_doc, stage.row_market, stage.row_primary = _market_rows(docs)
+            stage.by_doc = False
         else:
             stage.row_doc = list(range(len(docs)))
             if "marketId" in self._plan.source.fields:
                 stage.row_market = stage.doc_values("marketId")
             else:
                 stage.row_market = [None] * len(docs)
+        if self.exclusion is not None and self._spec.exclude is not None:
+            # A pass's filter comes before any look-up, as on the row engine.
+            parts = self._spec.exclude.user_id_path.split(".")
+            kept = list(map(self.exclusion.keeps, self._values_for(stage, [], parts)))
+            if not all(kept):
+                stage.row_doc = list(itertools.compress(stage.row_doc, kept))
+                stage.row_market = list(itertools.compress(stage.row_market, kept))
+                if stage.row_primary is not None:
+                    stage.row_primary = list(itertools.compress(stage.row_primary, kept))
+                stage.by_doc = False
         for plan in self._plan.joins:
             keys = self._values_for(stage, [], plan.key)
             stage.keys.append(keys)
@@ -416,7 +435,7 @@ class ColumnarBatches:
         rows = len(stage.row_doc)
         if root == "doc":
             values = stage.doc_values(".".join(rest))
-            return values if stage.row_primary is None else _gather(values, stage.row_doc)
+            return values if stage.by_doc else _gather(values, stage.row_doc)
         if root == "marketId" and not rest:
             return stage.row_market
         if root == "isPrimaryMarket" and not rest:
@@ -672,7 +691,7 @@ class _KeptRows:
         self.kept = kept
         self.kept_index = pl.Series(kept, dtype=pl.UInt32)
         self._every = len(kept) == len(stage.row_doc)
-        docs = kept if stage.row_primary is None else self.rows_of(stage.row_doc)
+        docs = kept if stage.by_doc else self.rows_of(stage.row_doc)
         self.doc_index = pl.Series(docs, dtype=pl.UInt32)
         self._join_index: dict[str, pl.Series] = {}
         self._cached: dict[str, tuple[pl.Series, list[Doc | None]]] = {}
