@@ -15,6 +15,7 @@ rest run on the row engine (exporters.rows), which stays the reference.
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
 import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -519,10 +520,17 @@ class ColumnarBatches:
         frame = frame.select(
             pl.when(pl.col(name) != "").then(pl.col(name)).alias(name) for name in frame.columns
         )
-        data = frame.write_csv(
-            include_header=False, line_terminator="\r\n", quote_style="necessary", null_value=""
+        # Into bytes directly: without a file, polars writes bytes, then decodes them to a str
+        # (which would be encoded again here), two passes over the chunk's CSV for nothing.
+        buffer = io.BytesIO()
+        frame.write_csv(
+            buffer,
+            include_header=False,
+            line_terminator="\r\n",
+            quote_style="necessary",
+            null_value="",
         )
-        return EncodedBatch(data.encode("utf-8"), len(kept))
+        return EncodedBatch(buffer.getvalue(), len(kept))
 
     @staticmethod
     def _path_cells(
