@@ -23,8 +23,10 @@ does not support and neither the loader nor a driver's dict can write) shifts th
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import enum
+import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,6 +63,7 @@ _ARROW_TYPES: dict[FieldType, pa.DataType] = {
     FieldType.STR_LIST: pa.list_(pa.string()),
 }
 _NULL = b"\x0a"
+_LENGTH = struct.Struct("<I")  # a document's first four bytes: its length
 # Bytes handed to pymongoarrow per call: about 1,000 small documents, a few milliseconds.
 _PIECE_BYTES = 256 * 1024
 _DOCUMENT = b"\x03"
@@ -88,6 +91,9 @@ class BatchSchema:
     fields: Mapping[str, FieldType]
     _schema: Schema = field(init=False, repr=False, compare=False)
     _clashes: tuple[bytes, ...] = field(init=False, repr=False, compare=False)
+    _clash_probes: tuple[tuple[bytes, tuple[bytes, ...]], ...] = field(
+        init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         tops: dict[str, Any] = {}
@@ -116,6 +122,15 @@ class BatchSchema:
         object.__setattr__(
             self, "_clashes", tuple(name.encode() + b"\x00" for name in sorted(clashes))
         )
+        # One scan of a chunk per probe instead of one per name: the names are only looked
+        # for when a probe (a dotted name's "top.", or "[]" and the NUL after it) is there.
+        probes: dict[bytes, list[bytes]] = {}
+        for element in self._clashes:
+            probe = element[: element.index(b".") + 1] if b"." in element else b"[]\x00"
+            probes.setdefault(probe, []).append(element)
+        object.__setattr__(
+            self, "_clash_probes", tuple((probe, tuple(names)) for probe, names in probes.items())
+        )
 
     def _slow(self, raw: bytes, offsets: Sequence[int]) -> TypedBatch:
         """Every document of the reply suspect, over null columns of the declared types."""
@@ -125,7 +140,10 @@ class BatchSchema:
         return TypedBatch(raw, offsets, nulls, self.fields, {name: every for name in self.fields})
 
     def _clashing_name(self, raw: bytes) -> bool:
-        return any(element in raw for element in self._clashes)
+        return any(
+            _holds(raw, probe) and any(element in raw for element in names)
+            for probe, names in self._clash_probes
+        )
 
     def decode(self, raw: bytes, piece_bytes: int = _PIECE_BYTES) -> TypedBatch:
         offsets = document_offsets(raw)
@@ -160,6 +178,25 @@ class BatchSchema:
         return TypedBatch(raw, offsets, columns, self.fields, by_field)
 
 
+_LIST_ITEMS = b"[]\x00"
+_RARE_TRIES = 64
+
+
+def _holds(raw: bytes, probe: bytes) -> bool:
+    """`probe in raw`; "[]" and its NUL are found by the "]" (a memchr, where a search for
+    a short needle ending in a NUL, common in BSON, crawls), while few "]" are there."""
+    if probe != _LIST_ITEMS:
+        return probe in raw
+    position = raw.find(b"]")
+    for _ in range(_RARE_TRIES):
+        if position == -1:
+            return False
+        if raw[position - 1 : position + 2] == _LIST_ITEMS:
+            return True
+        position = raw.find(b"]", position + 1)
+    return position != -1 and raw.find(_LIST_ITEMS, position - 1) != -1
+
+
 def _suspects(
     raw: bytes, offsets: Sequence[int], array: pa.Array, kind: FieldType, name: bytes
 ) -> frozenset[int]:
@@ -168,23 +205,31 @@ def _suspects(
     allowed = _ALLOWED_TYPE_BYTES[kind] + _NULL
     nulls, others = _candidates(raw, array, kind, element, allowed, len(offsets) - 1)
     suspect: set[int] = set()
-    for index in nulls:
-        if _wrong_type(raw, offsets[index], offsets[index + 1], element, _NULL):
-            suspect.add(index)
-    for index in others:
-        if _wrong_type(raw, offsets[index], offsets[index + 1], element, allowed):
-            suspect.add(index)
+    find = raw.find
+    # A document is suspect when an element of the name has a type byte not `right`; the loop
+    # is inline because tens of thousands of documents per chunk come here.
+    for candidates, right in ((nulls, _NULL), (others, allowed)):
+        for index in candidates:
+            start, end = offsets[index], offsets[index + 1]
+            position = find(element, start, end)
+            while position > start:
+                if raw[position - 1] not in right:
+                    suspect.add(index)
+                    break
+                position = find(element, position + 1, end)
     suspect.update(_untypable(array, kind))
     return frozenset(suspect)
 
 
 def _pieces(offsets: Sequence[int], most: int) -> Iterable[tuple[int, int]]:
     """Spans of whole documents of about `most` bytes (a larger document is a span alone)."""
+    last = len(offsets) - 1
     start = 0
-    for at in range(1, len(offsets)):
-        if offsets[at] - offsets[start] >= most or at == len(offsets) - 1:
-            yield offsets[start], offsets[at]
-            start = at
+    while start < last:
+        # The first document end at least `most` bytes on, found by bisection, not a walk.
+        at = min(bisect.bisect_left(offsets, offsets[start] + most, start + 1), last)
+        yield offsets[start], offsets[at]
+        start = at
 
 
 def _untypable(array: pa.Array, kind: FieldType) -> Iterable[int]:
@@ -192,12 +237,12 @@ def _untypable(array: pa.Array, kind: FieldType) -> Iterable[int]:
     if kind is FieldType.DATE:
         millis = pc.cast(array, pa.int64())
         outside = pc.or_(pc.less(millis, _MIN_MS), pc.greater(millis, _MAX_MS))
-        return pc.indices_nonzero(pc.fill_null(outside, False)).to_pylist()  # type: ignore[no-any-return]
+        return _ints(pc.indices_nonzero(pc.fill_null(outside, False)))
     if kind is FieldType.STR_LIST:
         # An item of another type decodes as null, as does a null item: both go the slow way.
         items_null = pc.is_null(pc.list_flatten(array))
         parents = pc.list_parent_indices(array)
-        return set(pc.filter(parents, items_null).to_pylist())
+        return set(_ints(pc.filter(parents, items_null)))
     return ()
 
 
@@ -207,10 +252,10 @@ def _candidates(
     """Documents to look at: those whose value is null (any element of the name but a null
     one means a value the column lost, a NaN double included), and those whose value may
     stand for a value of another type (see the module doc)."""
-    nulls: list[int] = pc.indices_nonzero(pc.is_null(array)).to_pylist()
+    nulls = _ints(pc.indices_nonzero(pc.is_null(array)))
     if kind is FieldType.STR_LIST:
         empty = pc.fill_null(pc.equal(pc.list_value_length(array), 0), False)
-        return nulls, pc.indices_nonzero(empty).to_pylist()
+        return nulls, _ints(pc.indices_nonzero(empty))
     if kind in (FieldType.INT, FieldType.FLOAT):
         typed = sum(raw.count(bytes([type_byte]) + element) for type_byte in allowed)
         if typed != raw.count(element):
@@ -218,26 +263,27 @@ def _candidates(
     return nulls, ()
 
 
-def _wrong_type(raw: bytes, start: int, end: int, element: bytes, allowed: bytes) -> bool:
-    position = raw.find(element, start, end)
-    while position > start:
-        if raw[position - 1] not in allowed:
-            return True
-        position = raw.find(element, position + 1, end)
-    return False
+def _ints(array: pa.Array) -> list[int]:
+    """An integer array's values (no nulls) as Python ints; Array.to_pylist makes a scalar
+    object per value first."""
+    values: list[int] = array.to_numpy(zero_copy_only=False).tolist()
+    return values
 
 
 def document_offsets(raw: bytes) -> list[int]:
     """Where each document of a reply starts, and the end of the last one."""
     offsets = [0]
+    append = offsets.append
     position, end = 0, len(raw)
-    view = memoryview(raw)
+    length_at = _LENGTH.unpack_from
     while position < end:
-        length = int.from_bytes(view[position : position + 4], "little")
+        if end - position < 4:
+            raise bson.errors.InvalidBSON(f"a truncated document length at offset {position}")
+        (length,) = length_at(raw, position)
         if length < 5:  # the smallest document; a smaller length would loop for ever
             raise bson.errors.InvalidBSON(f"a document of {length} bytes at offset {position}")
         position += length
-        offsets.append(position)
+        append(position)
     if position != end:
         raise bson.errors.InvalidBSON("a reply's documents do not add up to its length")
     return offsets
@@ -274,7 +320,8 @@ class TypedBatch:
 
     def values(self, dotted: str) -> list[Any]:
         """Python values of a STR, BOOL or STR_LIST field; suspect documents read as decoded."""
-        values: list[Any] = self.columns[dotted].to_pylist()
+        # polars builds the Python objects several times faster than Array.to_pylist.
+        values: list[Any] = pl.Series(pl.from_arrow(self.columns[dotted])).to_list()
         if self.suspect:
             parts = dotted.split(".")
             for index in self.suspect:
@@ -302,7 +349,8 @@ def format_column(array: pa.Array, kind: FieldType) -> pl.Series:
         return series.cast(pl.String)
     if kind is FieldType.FLOAT:
         # Python's repr is the rule (shortest round trip, "1e-05"); polars writes "1e-5".
-        return pl.Series(
-            [None if v is None else repr(v) for v in series.to_list()], dtype=pl.String
-        )
+        values = series.to_list()
+        if series.null_count():
+            return pl.Series([None if v is None else repr(v) for v in values], dtype=pl.String)
+        return pl.Series(list(map(repr, values)), dtype=pl.String)
     return series.list.join(";")

@@ -1,29 +1,34 @@
 """The columnar engine: a spec's rows from raw BSON batches to CSV bytes, off the event loop.
 
-Per source batch: the reply is decoded into typed columns (exporters.bson_columns); the
-row decisions that depend on a few values (expansion, join keys, required joins, filters)
-are made in Python over those values; the cells are whole columns (formatted once per
-column, gathered per row) and polars writes the CSV. A row whose documents hold a value
-the columns cannot type is built by the row rules (`compile_cells` over a row dict of the
-decoded documents) and put in its place, so the bytes are those of the row engine.
+Per source batch: the reply is decoded into typed columns (exporters.bson_columns); an
+entry's markets are expanded by polars; the row decisions that depend on a few values (join
+keys, required joins, filters, an SMS-wave pass) are made over Python lists built in C; the
+cells are whole columns (formatted once per column, gathered per row) and polars writes the
+CSV. A cell whose document holds a value the columns cannot type is computed by the row
+rules (`format_cell` of the column's reading of the decoded documents) and put in its place,
+so the bytes are those of the row engine.
 
 Which specs it runs: `columnar_plan` says, with the reason when it cannot (a layout other
-than one CSV, a fold, an exclusion list, a column or filter that is a plain function). The
-rest run on the row engine (exporters.rows), which stays the reference.
+than one CSV, a fold, an exclusion by a path outside the source document, a column or filter
+that is a plain function). The rest run on the row engine (exporters.rows), which stays the
+reference.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+import io
+import itertools
+import operator
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
-import pyarrow.compute as pc
 
 from core.deps import Doc, DocumentSource, RawDocumentSource
 from exporters.bson_columns import BatchSchema, FieldType, TypedBatch
+from exporters.exclusions import ExclusionPass
 from exporters.formatting import format_cell
 from exporters.joins import EntryMarkets, markets_of
 from exporters.source_fields import COLLECTION_FIELDS
@@ -77,6 +82,12 @@ def columnar_plan(spec: ExportSpec) -> ColumnarPlan:
     if isinstance(spec.where, RowTest):
         for dotted in spec.where.paths:
             wanted.need(dotted, value=True)
+    if spec.exclude is not None:
+        # The row engine tests a source document's row before expanding it: a path into the
+        # document is the same on every row of it.
+        if not spec.exclude.user_id_path.startswith("doc."):
+            raise NotColumnar("an exclusion by a path outside the source document")
+        wanted.need(spec.exclude.user_id_path, value=True)
     expand_markets = isinstance(spec.expand, EntryMarkets)
     if expand_markets:
         wanted.need("doc.additionalMarketIds", value=True)
@@ -96,8 +107,6 @@ def _check_shape(spec: ExportSpec) -> None:
         raise NotColumnar(f"layout {type(spec.layout).__name__}")
     if spec.group is not None:
         raise NotColumnar("a fold of consecutive documents")
-    if spec.exclude is not None:
-        raise NotColumnar("an exclusion list")
     if spec.expand is not identity and not isinstance(spec.expand, EntryMarkets):
         raise NotColumnar("an expansion without a columnar form")
     if spec.where is not None and not isinstance(spec.where, RowTest):
@@ -171,6 +180,7 @@ class _Stage:
     row_market: list[Any]
     row_primary: list[bool] | None
     keys: list[list[Any]]
+    by_doc: bool = True  # row r is document r (no expansion, no row left out before joins)
     wanted: list[set[str]] = field(default_factory=list)  # each join's distinct string keys
     values: dict[str, list[Any]] = field(default_factory=dict)
 
@@ -202,9 +212,127 @@ def _indexed(plan: _JoinPlan, replies: list[bytes], keys: list[Any]) -> _Joined:
     assert plan.schema is not None  # noqa: S101 (only typed joins are looked up raw)
     batch = plan.schema.decode(b"".join(replies))
     ids = batch.values("_id")
-    position = {key: at for at, key in enumerate(ids) if isinstance(key, str)}
-    index = [position.get(k) if isinstance(k, str) else None for k in keys]
-    return _Joined(plan, batch, index, None)
+    try:
+        position = dict(zip(ids, range(len(ids)), strict=True))  # the last of equal ids wins
+    except TypeError:  # an _id that is a document or a list
+        position = {key: at for at, key in enumerate(ids) if isinstance(key, str)}
+    for key in [key for key in position if not isinstance(key, str)]:
+        del position[key]
+    return _Joined(plan, batch, _looked_up(position, keys), None)
+
+
+def _looked_up(found: Mapping[str, Any], keys: list[Any]) -> list[Any]:
+    """`found`'s value for each string key, None for any other key (`found` has str keys)."""
+    try:
+        return list(map(found.get, keys))  # a key of another type never equals a str
+    except TypeError:  # an unhashable key: a hostile document or list
+        return [found.get(k) if isinstance(k, str) else None for k in keys]
+
+
+def _market_rows(docs: TypedBatch) -> tuple[list[int], list[Any], list[bool]]:
+    """Each row's entry, market and primary flag: the entry's markets as `markets_of` lists
+    them, the primary first.
+
+    Entries whose columns are exact are expanded by polars; the suspect ones (read as the
+    driver decodes them) by `markets_of` itself, their rows put in their entries' places.
+    """
+    suspect = sorted(docs.suspect)
+    frame = pl.DataFrame(
+        {
+            "primary": pl.from_arrow(docs.columns["marketId"]),
+            "more": pl.from_arrow(docs.columns["additionalMarketIds"]),
+        }
+    ).with_row_index("doc")
+    if suspect:
+        frame = frame.filter(~pl.col("doc").is_in(pl.Series(suspect, dtype=pl.UInt32)))
+    first = frame.select("doc", pl.col("primary").alias("market"), pl.lit(True).alias("first"))
+    # An additional id counts once, and not when it is the primary (None never counts).
+    more = (
+        frame.select("doc", "primary", "more")
+        .explode("more")
+        .filter(pl.col("more").is_not_null() & pl.col("more").ne_missing(pl.col("primary")))
+        .unique(subset=["doc", "more"], keep="first", maintain_order=True)
+        .select("doc", pl.col("more").alias("market"), pl.lit(False).alias("first"))
+    )
+    parts = [first, more]
+    odd: list[Any] = []  # the markets of suspect entries that are not strings
+    if suspect:
+        rows: dict[str, list[Any]] = {"doc": [], "market": [], "first": [], "odd": []}
+        for index in suspect:
+            doc = docs.doc(index)
+            markets = markets_of(doc.get("marketId"), doc.get("additionalMarketIds"))
+            for number, market in enumerate(markets):
+                rows["doc"].append(index)
+                rows["first"].append(number == 0)
+                if type(market) is str:
+                    rows["market"].append(market)
+                    rows["odd"].append(None)
+                else:
+                    rows["market"].append(None)
+                    rows["odd"].append(len(odd))
+                    odd.append(market)
+        parts.append(
+            pl.DataFrame(
+                rows,
+                schema={
+                    "doc": pl.UInt32,
+                    "market": pl.String,
+                    "first": pl.Boolean,
+                    "odd": pl.Int64,
+                },
+            )
+        )
+    # A stable sort by entry keeps each entry's primary row first and the rest in list order.
+    table = pl.concat(parts, how="diagonal").sort("doc", maintain_order=True)
+    row_market: list[Any] = table["market"].to_list()
+    if odd:
+        at = table["odd"]
+        for row, number in zip(
+            at.is_not_null().arg_true().to_list(), at.drop_nulls().to_list(), strict=True
+        ):
+            row_market[row] = odd[number]
+    return table["doc"].to_list(), row_market, table["first"].to_list()
+
+
+def _string_keys(keys: list[Any]) -> set[str]:
+    """The distinct string keys of a batch (hostile keys may be unhashable documents)."""
+    try:
+        distinct = set(keys)
+    except TypeError:
+        return {key for key in keys if isinstance(key, str)}
+    return {key for key in distinct if isinstance(key, str)}
+
+
+def _tested(
+    test: Callable[..., Any],
+    columns: list[list[Any]],
+    rows: int,
+    kept: list[int],
+    dirty: set[int],
+) -> list[Any]:
+    """The filter's test of each row's values (a dirty row's result is to be replaced).
+
+    The test is called over whole columns by map; should it raise, on a value of a row it
+    would not have been asked about (a dirty or skipped row's), only the kept clean rows are
+    tested, one by one.
+    """
+    try:
+        if columns:
+            return list(map(test, *columns))
+        return [test() for _ in range(rows)]
+    except Exception:  # the row by row pass below re-raises a kept clean row's error
+        passed: list[Any] = [None] * rows
+        for r in kept:
+            if r not in dirty:
+                passed[r] = test(*(column[r] for column in columns))
+        return passed
+
+
+def _gather(values: list[Any], index: list[int]) -> list[Any]:
+    """`[values[i] for i in index]`, in C."""
+    if len(index) < 2:
+        return [values[i] for i in index]
+    return list(operator.itemgetter(*index)(values))
 
 
 class ColumnarBatches:
@@ -232,6 +360,8 @@ class ColumnarBatches:
             if j.schema is None and j.join.collection == "markets":
                 self._caches[j.join.name].update(ctx.markets)
         self._constants: dict[str, str] = {}
+        # The exclusion pass being run (exporters.exclusions), set by the runner per pass.
+        self.exclusion: ExclusionPass | None = None
         self.skipped = 0
         self.documents = 0
 
@@ -256,45 +386,29 @@ class ColumnarBatches:
         self.documents += len(docs)
         stage = _Stage(docs, [], [], None, [])
         if self._plan.expand_markets:
-            primaries = stage.doc_values("marketId")
-            additional = self._additional_markets(docs)
-            stage.row_primary = []
-            for index in range(len(docs)):
-                more = additional[index]
-                markets = [primaries[index]] if more is None else markets_of(primaries[index], more)
-                stage.row_doc.extend([index] * len(markets))
-                stage.row_market.extend(markets)
-                stage.row_primary.append(True)
-                stage.row_primary.extend([False] * (len(markets) - 1))
+            stage.row_doc, stage.row_market, stage.row_primary = _market_rows(docs)
+            stage.by_doc = False
         else:
             stage.row_doc = list(range(len(docs)))
             if "marketId" in self._plan.source.fields:
                 stage.row_market = stage.doc_values("marketId")
             else:
                 stage.row_market = [None] * len(docs)
+        if self.exclusion is not None and self._spec.exclude is not None:
+            # A pass's filter comes before any look-up, as on the row engine.
+            parts = self._spec.exclude.user_id_path.split(".")
+            kept = list(map(self.exclusion.keeps, self._values_for(stage, [], parts)))
+            if not all(kept):
+                stage.row_doc = list(itertools.compress(stage.row_doc, kept))
+                stage.row_market = list(itertools.compress(stage.row_market, kept))
+                if stage.row_primary is not None:
+                    stage.row_primary = list(itertools.compress(stage.row_primary, kept))
+                stage.by_doc = False
         for plan in self._plan.joins:
             keys = self._values_for(stage, [], plan.key)
             stage.keys.append(keys)
-            stage.wanted.append({key for key in keys if isinstance(key, str)})
+            stage.wanted.append(_string_keys(keys))
         return stage
-
-    @staticmethod
-    def _additional_markets(docs: TypedBatch) -> list[Any]:
-        """Each entry's additional market ids as the row rules read them; None for none.
-
-        Most entries have none: only the non-empty lists (and suspect documents, read as
-        decoded) become Python values.
-        """
-        array = docs.columns["additionalMarketIds"]
-        lengths = pc.fill_null(pc.list_value_length(array), 0)
-        listed = pc.indices_nonzero(pc.greater(lengths, 0)).to_pylist()
-        values: list[Any] = [None] * len(docs)
-        if listed:  # pyarrow cannot take by an empty Python list (it has no type)
-            for index, items in zip(listed, array.take(listed).to_pylist(), strict=True):
-                values[index] = items
-        for index in docs.suspect:
-            values[index] = read_path(docs.doc(index), ("additionalMarketIds",))
-        return values
 
     async def _join(self, plan: _JoinPlan, keys: list[Any], wanted: set[str]) -> _Joined:
         if plan.schema is None:
@@ -306,9 +420,7 @@ class ColumnarBatches:
                 )
                 for key in missing:
                     cache[key] = found.get(key)
-            return _Joined(
-                plan, None, [], [cache.get(k) if isinstance(k, str) else None for k in keys]
-            )
+            return _Joined(plan, None, [], _looked_up(cache, keys))
         if not wanted:
             return _Joined(plan, None, [None] * len(keys), None)
         replies = await self._raw_source.find_in_raw(
@@ -326,7 +438,7 @@ class ColumnarBatches:
         rows = len(stage.row_doc)
         if root == "doc":
             values = stage.doc_values(".".join(rest))
-            return values if stage.row_primary is None else [values[i] for i in stage.row_doc]
+            return values if stage.by_doc else _gather(values, stage.row_doc)
         if root == "marketId" and not rest:
             return stage.row_market
         if root == "isPrimaryMarket" and not rest:
@@ -373,44 +485,69 @@ class ColumnarBatches:
         spec = self._spec
         rows = len(stage.row_doc)
         missing = self._missing_rows(stage, joined, rows)
-        self.skipped += len({stage.row_doc[r] for r in range(rows) if missing[r]})
-        kept = [r for r in range(rows) if not missing[r]]
+        if any(missing):
+            self.skipped += len(set(itertools.compress(stage.row_doc, missing)))
+            kept = [r for r in range(rows) if not missing[r]]
+        else:
+            kept = list(range(rows))
         if isinstance(spec.where, RowTest):
             where = spec.where
             dirty = self._dirty_rows(stage, joined)
             values = [self._values_for(stage, joined, p.split(".")) for p in where.paths]
-            kept = [
-                r
-                for r in kept
-                if (
-                    where(self._reference_row(stage, joined, r))
-                    if r in dirty
-                    else where.test(*(column[r] for column in values))
-                )
-            ]
+            passed = _tested(where.test, values, rows, kept, dirty)
+            for r in dirty:
+                if not missing[r]:
+                    passed[r] = where(self._reference_row(stage, joined, r))
+            kept = list(itertools.compress(kept, map(passed.__getitem__, kept)))
         if not kept:
             return EncodedBatch(b"", 0)
         view = _KeptRows(stage, joined, kept)
         columns = [self._cells(column, view) for column in spec.columns]
-        suspects = _SuspectCells(view, self._plan.expand_markets)
+        suspects = _SuspectCells(view)
         for number, column in enumerate(spec.columns):
             positions = suspects.positions(self._column_paths[number])
             if positions:
-                roots = self._column_roots[number]
-                fixed = [
-                    format_cell(column.get(self._reference_row(stage, joined, kept[at], roots)))
-                    for at in positions
-                ]
+                rows_at = [kept[at] for at in positions]
+                if column.path is not None:
+                    fixed = self._path_cells(stage, joined, rows_at, column.path)
+                else:
+                    roots = self._column_roots[number]
+                    fixed = [
+                        format_cell(column.get(self._reference_row(stage, joined, r, roots)))
+                        for r in rows_at
+                    ]
                 columns[number] = columns[number].scatter(positions, fixed)
         frame = pl.DataFrame({f"c{i}": series for i, series in enumerate(columns)})
         # An empty cell is written bare, as csv.writer does; polars would quote "".
         frame = frame.select(
             pl.when(pl.col(name) != "").then(pl.col(name)).alias(name) for name in frame.columns
         )
-        data = frame.write_csv(
-            include_header=False, line_terminator="\r\n", quote_style="necessary", null_value=""
+        # Into bytes directly: without a file, polars writes bytes, then decodes them to a str
+        # (which would be encoded again here), two passes over the chunk's CSV for nothing.
+        buffer = io.BytesIO()
+        frame.write_csv(
+            buffer,
+            include_header=False,
+            line_terminator="\r\n",
+            quote_style="necessary",
+            null_value="",
         )
-        return EncodedBatch(data.encode("utf-8"), len(kept))
+        return EncodedBatch(buffer.getvalue(), len(kept))
+
+    @staticmethod
+    def _path_cells(
+        stage: _Stage, joined: Sequence[_Joined], rows: list[int], parts: Sequence[str]
+    ) -> list[str]:
+        """The cells of a dotted path column at these rows by the row rules (format_cell of
+        read_path), from the one document the path starts at, as the driver decodes it."""
+        root, *rest = parts
+        if root == "doc":
+            docs = stage.docs
+            found: list[Any] = [docs.doc(stage.row_doc[r]) for r in rows]
+        else:
+            one = next(j for j in joined if j.plan.join.name == root)
+            found = [one.doc(r) for r in rows]
+        return [format_cell(read_path(doc, rest)) for doc in found]
 
     @staticmethod
     def _missing_rows(stage: _Stage, joined: Sequence[_Joined], rows: int) -> list[bool]:
@@ -419,6 +556,8 @@ class ColumnarBatches:
         for number, one in enumerate(joined):
             join = one.plan.join
             found: Sequence[Any] = one.cached if one.cached is not None else one.index
+            if None not in found:
+                continue  # every row found its document: the common case, checked in C
             if join.required:
                 missing = [m or f is None for m, f in zip(missing, found, strict=True)]
             elif join.required_if_set:
@@ -469,8 +608,9 @@ class ColumnarBatches:
             texts = flags.select(pl.when("v").then(pl.lit("true")).otherwise(pl.lit("false")))
             return texts.to_series().gather(view.kept_index)
         if root == "marketId" and not rest:
-            # Clean rows hold a string or None here; any other value is a suspect row's.
-            markets = [m if type(m) is str else None for m in view.stage.row_market]
+            # The row's market is the reference's own value (a suspect entry's markets come
+            # from markets_of over the decoded entry): a non-string one is formatted here.
+            markets = [m if type(m) is str else format_cell(m) for m in view.stage.row_market]
             return pl.Series(markets, dtype=pl.String).gather(view.kept_index)
         cells = self._string_cells(".".join(column.path), view)
         if cells is not None:
@@ -508,15 +648,11 @@ class _SuspectCells:
     """Which kept rows' cells of a column the typed columns cannot stand for.
 
     A cell is suspect when a document it reads is suspect in the field it reads (per field,
-    exporters.bson_columns): only those cells are computed by the row rules. The row's market
-    and primary flag come from the source document's market fields.
+    exporters.bson_columns): only those cells are computed by the row rules.
     """
 
-    def __init__(self, view: _KeptRows, expand_markets: bool) -> None:
+    def __init__(self, view: _KeptRows) -> None:
         self._view = view
-        self._market_fields = (
-            ("marketId", "additionalMarketIds") if expand_markets else ("marketId",)
-        )
         self._found: dict[str, pl.Series | None] = {}
 
     def positions(self, paths: Sequence[str]) -> list[int]:
@@ -538,11 +674,9 @@ class _SuspectCells:
         view = self._view
         root, _, field_name = dotted.partition(".")
         if root in _ROW_VALUES and not field_name:
-            docs = view.stage.docs
-            suspect = frozenset().union(
-                *(docs.suspect_fields.get(name, frozenset()) for name in self._market_fields)
-            )
-            return _member(view.doc_index, suspect)
+            # The row's market and primary flag are the row rules' own values (suspect entries
+            # expanded by markets_of over the decoded entry), and their cells format them.
+            return None
         if root == "doc":
             return _member(view.doc_index, view.stage.docs.suspect_fields[field_name])
         for one in view.joined:
@@ -566,15 +700,20 @@ class _KeptRows:
         self.joined = joined
         self.kept = kept
         self.kept_index = pl.Series(kept, dtype=pl.UInt32)
-        docs = kept if stage.row_primary is None else [stage.row_doc[r] for r in kept]
+        self._every = len(kept) == len(stage.row_doc)
+        docs = kept if stage.by_doc else self.rows_of(stage.row_doc)
         self.doc_index = pl.Series(docs, dtype=pl.UInt32)
         self._join_index: dict[str, pl.Series] = {}
         self._cached: dict[str, tuple[pl.Series, list[Doc | None]]] = {}
 
+    def rows_of(self, values: list[Any]) -> list[Any]:
+        """The kept rows' items of a per-row list."""
+        return values if self._every else _gather(values, self.kept)
+
     def join_index(self, one: _Joined) -> pl.Series:
         name = one.plan.join.name
         if name not in self._join_index:
-            self._join_index[name] = pl.Series([one.index[r] for r in self.kept], dtype=pl.UInt32)
+            self._join_index[name] = pl.Series(self.rows_of(one.index), dtype=pl.UInt32)
         return self._join_index[name]
 
     def cached_table(self, one: _Joined, parts: Sequence[str]) -> tuple[pl.Series, list[Any]]:
@@ -582,20 +721,14 @@ class _KeptRows:
         name = one.plan.join.name
         if name not in self._cached:
             assert one.cached is not None  # noqa: S101
-            position: dict[int, int] = {}
-            distinct: list[Doc | None] = []
-            indexes: list[int | None] = []
-            for r in self.kept:
-                doc = one.cached[r]
-                if doc is None:
-                    indexes.append(None)
-                    continue
-                at = position.get(id(doc))
-                if at is None:
-                    at = position[id(doc)] = len(distinct)
-                    distinct.append(doc)
-                indexes.append(at)
-            self._cached[name] = (pl.Series(indexes, dtype=pl.UInt32), distinct)
+            found = self.rows_of(one.cached)
+            # The same few documents (a cached collection's) fill every row: each distinct
+            # one by identity, in order of first appearance, then each row's index, in C.
+            by_id = dict(zip(map(id, found), found, strict=True))
+            distinct = [doc for doc in by_id.values() if doc is not None]
+            position = {id(doc): at for at, doc in enumerate(distinct)}
+            indexes = list(map(position.get, map(id, found)))
+            self._cached[name] = (pl.Series(indexes, dtype=pl.UInt32), list(distinct))
         keys, distinct = self._cached[name]
         return keys, [format_cell(read_path(doc, parts)) for doc in distinct]
 

@@ -55,7 +55,10 @@ class ExclusionPass:
     ids: set[str] = field(default_factory=set)
 
     def keep(self, row: Row) -> bool:
-        user_id = self.user_id(row)
+        return self.keeps(self.user_id(row))
+
+    def keeps(self, user_id: object) -> bool:
+        """Whether a row with this user id belongs to this pass and is not excluded."""
         if partition_of(user_id, self.partitions) != self.index:
             return False
         # Wave files hold text: a user id of another type (hostile data) is never listed.

@@ -152,7 +152,9 @@ async def run_export(
             and isinstance(source, RawDocumentSource)
             and isinstance(output, SingleCsv)
         ):
-            skipped = await _write_columnar(plan, ctx, source, source, output, options, progress)
+            skipped = await _write_columnar(
+                plan, ctx, source, source, store, output, options, progress
+            )
         else:
             skipped = await _write_rows(spec, ctx, source, store, output, options, progress)
         objects = await output.close()
@@ -172,6 +174,7 @@ async def _write_columnar(
     ctx: ExportContext,
     source: DocumentSource,
     raw_source: RawDocumentSource,
+    store: ObjectStore,
     output: SingleCsv,
     options: RunOptions,
     progress: _Progress,
@@ -179,23 +182,26 @@ async def _write_columnar(
     """Every row through the columnar engine; the skipped source documents."""
     spec = plan.spec
     columnar = ColumnarBatches(plan, ctx, source, raw_source)
-    async with aclosing(
-        raw_source.find_raw(
-            spec.source.collection,
-            spec.source.query(ctx),
-            batch_size=options.columnar_batch_size,
-            sort=spec.source.sort or None,
-        )
-    ) as replies:
-        encoded = _encoded(_coalesced(replies, options.columnar_chunk_bytes), columnar)
+    async for one_pass in _passes(spec, ctx, store, options):
+        columnar.exclusion = one_pass
+        passes = 1 if one_pass is None else one_pass.partitions
         async with aclosing(
-            read_ahead(encoded, options.pipeline_depth, name="export-columnar")
-        ) as batches:
-            async for batch in batches:
-                await output.write_encoded(batch.data, batch.rows)
-                await progress.maybe_report(
-                    output.rows_written, columnar.skipped, columnar.documents
-                )
+            raw_source.find_raw(
+                spec.source.collection,
+                spec.source.query(ctx),
+                batch_size=options.columnar_batch_size,
+                sort=spec.source.sort or None,
+            )
+        ) as replies:
+            encoded = _encoded(_coalesced(replies, options.columnar_chunk_bytes), columnar)
+            async with aclosing(
+                read_ahead(encoded, options.pipeline_depth, name="export-columnar")
+            ) as batches:
+                async for batch in batches:
+                    await output.write_encoded(batch.data, batch.rows)
+                    await progress.maybe_report(
+                        output.rows_written, columnar.skipped, columnar.documents, passes
+                    )
     return columnar.skipped
 
 

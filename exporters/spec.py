@@ -201,7 +201,13 @@ class SmsWaveExclusion:
     """
 
     bucket: BucketName = "vfScoring"
-    user_id: Callable[[Row], Any] = field(default=lambda row: row["doc"].get("userId"))
+    # The dotted path of the row's user id: the row engine reads it with `user_id`, the
+    # columnar engine from its columns.
+    user_id_path: str = "doc.userId"
+    user_id: Callable[[Row], Any] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "user_id", path(self.user_id_path))
 
     def prefix(self, ctx: ExportContext) -> str:
         return f"sms-waves/{ctx.campaign_id}/"

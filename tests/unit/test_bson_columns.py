@@ -69,3 +69,29 @@ def test_a_reply_decoded_in_pieces_gives_the_same_columns() -> None:
             }
         )
     assert whole.columns["n"].to_pylist() == list(range(50))
+
+
+def test_market_rows_list_each_entrys_markets_as_the_row_rules_do() -> None:
+    from exporters.columnar import _market_rows
+    from exporters.joins import markets_of
+
+    entries: list[dict[str, object]] = [
+        {"marketId": "m1"},
+        {"marketId": "m1", "additionalMarketIds": ["m2", "m1", "m2", "m3"]},
+        {"marketId": None, "additionalMarketIds": ["m2", "m2"]},
+        {"additionalMarketIds": []},
+        {"marketId": "m4", "additionalMarketIds": "m5"},  # a lone value: suspect
+        {"marketId": 7, "additionalMarketIds": ["m1", 7, None]},  # not strings: suspect
+        {"marketId": "m2", "additionalMarketIds": None},
+        {"marketId": "m3", "additionalMarketIds": ["m3"]},
+    ]
+    schema = BatchSchema({"marketId": FieldType.STR, "additionalMarketIds": FieldType.STR_LIST})
+    docs, markets, primary = _market_rows(schema.decode(_reply(*entries)))
+    expected = [
+        (index, market, number == 0)
+        for index, entry in enumerate(entries)
+        for number, market in enumerate(
+            markets_of(entry.get("marketId"), entry.get("additionalMarketIds"))
+        )
+    ]
+    assert list(zip(docs, markets, primary, strict=True)) == expected
