@@ -36,7 +36,7 @@ from core.errors import (
     UploadFailed,
 )
 from core.events import export_result_bytes
-from core.lifecycle import start_try
+from core.lifecycle import reach_tolerance, start_try
 from core.logging import log_context
 from core.models import (
     TERMINAL_STATUSES,
@@ -411,11 +411,16 @@ class ExportRunner:
 
     async def _run_one(self, record: ExportRecord) -> ExportRecord:
         settings: Settings = self.app.settings
-        attempt = start_try(record, settings.export_max_attempts)
+        tolerance = reach_tolerance(
+            record,
+            progress_interval_rows=settings.progress_interval_rows,
+            progress_interval_seconds=settings.progress_interval_seconds,
+        )
+        attempt = start_try(record, settings.export_max_attempts, tolerance)
         if attempt.exhausted:
             self.status_store.put(attempt.record)
             message = (
-                f"{attempt.record.strikes} tries in a row got no further than the one before "
+                f"{attempt.record.strikes} tries in a row ended where the one before did "
                 f"({attempt.record.attempts} tries in all)"
             )
             return await self._end(

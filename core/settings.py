@@ -94,7 +94,8 @@ class Settings(BaseSettings):
     export_max_attempts: int = Field(
         3,
         ge=1,
-        description="tries in a row that get no further than the best one before FAILED",
+        description="tries in a row that end where the one before ended (a poison export) "
+        "before FAILED",
     )
     status_retention_days: float = Field(
         90, ge=0, description="terminal records leave the status table after this; 0 keeps all"

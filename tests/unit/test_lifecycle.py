@@ -11,6 +11,7 @@ from core.lifecycle import (
     IllegalTransition,
     check_ccpa,
     check_export,
+    reach_tolerance,
     start_try,
 )
 from core.models import CcpaStatus, ExportRecord, Status
@@ -154,3 +155,37 @@ def test_a_clean_stop_is_not_a_try() -> None:
         record = started(record.evolve(clean_stop=True), limit=1)
         assert record.strikes == 0
     assert start_try(record, 1).exhausted  # a crash at the same point counts
+
+
+def test_kills_that_land_ever_earlier_do_not_fail_the_export() -> None:
+    # Each try got less far than the one before, but nowhere near where it ended: kills at
+    # random moments, not an export that kills the worker (the earlier rule failed it).
+    record = started(ExportRecord(id="e1", campaign_id="c1", export_type="codes"), limit=3)
+    for rows in (90_000, 60_000, 30_000, 10_000, 2_000):
+        step = start_try(killed_at(record, rows), 3, tolerance=5_000)
+        assert not step.exhausted
+        record = step.record
+    assert record.attempts == 6
+
+
+def test_a_poison_export_whose_last_progress_write_lands_anywhere_in_an_interval_fails() -> None:
+    # The crash is at the same row each time; the last progress write before it is up to one
+    # interval's rows earlier, depending on timing.
+    record = started(ExportRecord(id="e1", campaign_id="c1", export_type="codes"), limit=3)
+    record = started(killed_at(record, 70_000), limit=3)
+    for rows in (64_000, 61_000):
+        step = start_try(killed_at(record, rows), 3, tolerance=10_000)
+        assert not step.exhausted
+        record = step.record
+    assert start_try(killed_at(record, 58_000), 3, tolerance=10_000).exhausted
+
+
+def test_the_tolerance_is_one_progress_interval_of_rows_at_the_last_rate() -> None:
+    record = ExportRecord(id="e1", campaign_id="c1", export_type="codes")
+
+    def tolerance(of: ExportRecord) -> int:
+        return reach_tolerance(of, progress_interval_rows=10_000, progress_interval_seconds=1.0)
+
+    assert tolerance(record) == 0  # no rate yet: only the same reach counts
+    assert tolerance(record.evolve(rows_per_second=4_000.0)) == 4_000
+    assert tolerance(record.evolve(rows_per_second=50_000.0)) == 10_000
