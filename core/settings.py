@@ -92,7 +92,7 @@ class Settings(BaseSettings):
     # Exports
     export_timeout_seconds: float = Field(3600.0, gt=0)
     export_max_attempts: int = Field(
-        3,
+        5,
         ge=1,
         description="tries in a row that end where the one before ended (a poison export) "
         "before FAILED",
