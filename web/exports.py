@@ -88,13 +88,8 @@ class CampaignExports(ApiView):
         request[_EXPORT_TYPE] = body.export_type
         spec = get_spec(body.export_type)
         check_params(spec.params, body.params, export_type=spec.name)
-        export_id = new_export_id()
-        # Unknown campaign (404), bad params (400) and no markets (422) fail here, not later.
-        await check_request(
-            spec, context.app.deps.for_requests, campaign_id=campaign_id, params=body.params
-        )
         record = ExportRecord(
-            id=export_id,
+            id=new_export_id(),
             campaign_id=campaign_id,
             export_type=spec.name,
             params=body.params,
@@ -102,6 +97,15 @@ class CampaignExports(ApiView):
             requested_by=principal.sub,
             created_at=context.clock(),
             **tracing.record_ids(),
+        )
+        if status_store.find_duplicate(record) is not None:
+            # Answered from the table alone (no await before the alias is written): the
+            # export it repeats had its campaign checked when it was requested.
+            accepted, _ = status_store.accept(record)
+            return json_response(accepted.to_public(), status=200)
+        # Unknown campaign (404), bad params (400) and no markets (422) fail here, not later.
+        await check_request(
+            spec, context.app.deps.for_requests, campaign_id=campaign_id, params=body.params
         )
         await require_broker(request)
         # No await between the duplicate check and the write: concurrent requests

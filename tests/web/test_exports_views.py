@@ -8,6 +8,7 @@ from typing import Any, cast
 import pytest
 
 from core.app import ExportApp
+from core.deps import Deps
 from core.models import ExportRecord, Status, StoredObject, new_export_id
 from tests.fakes import FakeBroker, seed
 from topics.status import StatusStore
@@ -279,3 +280,20 @@ async def test_cancelling_answers_202_with_the_cancelled_export_then_409_once_en
     assert again.status == 409
     error = assert_error(await again.json(), "EXPORT_NOT_CANCELLABLE")
     assert error["details"]["status"] == "CANCELLED"
+
+
+async def test_a_duplicate_request_is_answered_from_the_table_without_the_database(
+    client: Any, deps: Deps
+) -> None:
+    first = await client.post("/campaigns/c1/exports", json={"exportType": "codes"})
+    assert first.status == 202
+    original = await first.json()
+
+    async def unreachable(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a duplicate read the database")
+
+    source = cast(Any, deps.source)
+    source.find_one = unreachable  # on the fake this test was given, not on a module
+    again = await client.post("/campaigns/c1/exports", json={"exportType": "codes"})
+    assert again.status == 200
+    assert (await again.json())["id"] == original["id"]
