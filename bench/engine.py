@@ -180,7 +180,7 @@ class ReplaySource:
             (name, _), *_ = sort
             keyed = [(str(_get(bson.decode(raw), name) or ""), raw) for raw in docs]
             docs = [raw for _, raw in sorted(keyed, key=lambda pair: pair[0])]
-            self._selected[(collection, repr(sorted(query.items())))] = docs
+            self._selected[key] = docs
         return docs
 
     async def find(
