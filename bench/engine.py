@@ -410,6 +410,7 @@ async def _run_type(
         batch_size=row_batch,
         columnar_batch_size=columnar_batch,
         columnar_chunk_bytes=chunk,
+        columnar_in_flight=defaults["export_columnar_chunks_in_flight"].default,
         engine=engine,  # type: ignore[arg-type]
     )
     lag = _Lag()

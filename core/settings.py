@@ -67,6 +67,13 @@ class Settings(BaseSettings):
         description="replies joined into chunks of at least this many bytes for the columnar "
         "engine (0: one reply at a time)",
     )
+    export_columnar_chunks_in_flight: int = Field(
+        2,
+        ge=1,
+        le=8,
+        description="chunks the columnar engine works on at once (one's look-ups overlap "
+        "another's CPU work)",
+    )
     export_pipeline_depth: int = Field(
         4, ge=1, le=16, description="joined batches waiting to be written"
     )

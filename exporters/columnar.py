@@ -169,6 +169,7 @@ def _known(collection: str, dotted: str, value: bool) -> FieldType:
 class EncodedBatch:
     data: bytes
     rows: int
+    skipped: int = 0  # source documents left out because a required join found nothing
 
 
 @dataclass
@@ -368,7 +369,10 @@ class ColumnarBatches:
     async def encode(self, raw: bytes) -> EncodedBatch:
         # The CPU work runs in a thread so that heartbeats, timers and views keep their turn;
         # the look-ups between the two halves are awaited on the loop.
+        # Counters are kept on the loop's thread: chunks are encoded a few at a time, and
+        # their threads would race on them.
         stage = await asyncio.to_thread(self._prepare, raw)
+        self.documents += len(stage.docs)
         joined = await asyncio.gather(
             *(
                 self._join(plan, keys, wanted)
@@ -377,13 +381,14 @@ class ColumnarBatches:
                 )
             )
         )
-        return await asyncio.to_thread(self._finish, stage, list(joined))
+        encoded = await asyncio.to_thread(self._finish, stage, list(joined))
+        self.skipped += encoded.skipped
+        return encoded
 
     # -- before the look-ups ------------------------------------------------------------
 
     def _prepare(self, raw: bytes) -> _Stage:
         docs = self._plan.source.decode(raw)
-        self.documents += len(docs)
         stage = _Stage(docs, [], [], None, [])
         if self._plan.expand_markets:
             stage.row_doc, stage.row_market, stage.row_primary = _market_rows(docs)
@@ -485,8 +490,9 @@ class ColumnarBatches:
         spec = self._spec
         rows = len(stage.row_doc)
         missing = self._missing_rows(stage, joined, rows)
+        skipped = 0
         if any(missing):
-            self.skipped += len(set(itertools.compress(stage.row_doc, missing)))
+            skipped = len(set(itertools.compress(stage.row_doc, missing)))
             kept = [r for r in range(rows) if not missing[r]]
         else:
             kept = list(range(rows))
@@ -500,7 +506,7 @@ class ColumnarBatches:
                     passed[r] = where(self._reference_row(stage, joined, r))
             kept = list(itertools.compress(kept, map(passed.__getitem__, kept)))
         if not kept:
-            return EncodedBatch(b"", 0)
+            return EncodedBatch(b"", 0, skipped)
         view = _KeptRows(stage, joined, kept)
         columns = [self._cells(column, view) for column in spec.columns]
         suspects = _SuspectCells(view)
@@ -532,7 +538,7 @@ class ColumnarBatches:
             quote_style="necessary",
             null_value="",
         )
-        return EncodedBatch(buffer.getvalue(), len(kept))
+        return EncodedBatch(buffer.getvalue(), len(kept), skipped)
 
     @staticmethod
     def _path_cells(

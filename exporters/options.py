@@ -43,6 +43,9 @@ class RunOptions:
     # Consecutive replies are joined into chunks of at least this many bytes before the
     # engine runs (0: one reply at a time): its per-chunk costs are spread over more rows.
     columnar_chunk_bytes: int = 0
+    # Chunks the columnar engine works on at once: one chunk's look-ups wait on the database
+    # while another's CPU work runs.
+    columnar_in_flight: int = 2
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RunOptions:
@@ -62,6 +65,7 @@ class RunOptions:
             engine=settings.export_engine,
             columnar_batch_size=settings.export_columnar_batch_size,
             columnar_chunk_bytes=settings.export_columnar_chunk_bytes,
+            columnar_in_flight=settings.export_columnar_chunks_in_flight,
         )
 
     def destination(self, spec: ExportSpec) -> Destination:

@@ -6,10 +6,11 @@ import asyncio
 import functools
 import logging
 import time
+from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 
@@ -193,7 +194,11 @@ async def _write_columnar(
                 sort=spec.source.sort or None,
             )
         ) as replies:
-            encoded = _encoded(_coalesced(replies, options.columnar_chunk_bytes), columnar)
+            encoded = _encoded(
+                _coalesced(replies, options.columnar_chunk_bytes),
+                columnar,
+                options.columnar_in_flight,
+            )
             async with aclosing(
                 read_ahead(encoded, options.pipeline_depth, name="export-columnar")
             ) as batches:
@@ -277,11 +282,32 @@ def _plan(spec: ExportSpec) -> ColumnarPlan | str:
     return plan_or_reason(spec)
 
 
+class _ChunkEncoder(Protocol):
+    async def encode(self, raw: bytes) -> EncodedBatch: ...
+
+
 async def _encoded(
-    chunks: AsyncIterator[bytes], columnar: ColumnarBatches
+    chunks: AsyncIterator[bytes], columnar: _ChunkEncoder, in_flight: int
 ) -> AsyncGenerator[EncodedBatch, None]:
-    async for raw in chunks:
-        yield await columnar.encode(raw)
+    """Each chunk's encoded batch, in order, with up to `in_flight` chunks encoded at once.
+
+    One at a time, the database idles while this process decodes a chunk and writes its
+    cells, and this process idles while the database answers the chunk's look-ups and its
+    next replies. Two at a time, one chunk's look-ups overlap the other's CPU work, and the
+    source keeps being read meanwhile.
+    """
+    running: deque[asyncio.Task[EncodedBatch]] = deque()
+    try:
+        async for raw in chunks:
+            running.append(asyncio.ensure_future(columnar.encode(raw)))
+            if len(running) >= in_flight:
+                yield await running.popleft()
+        while running:
+            yield await running.popleft()
+    finally:
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
 
 
 async def _coalesced(

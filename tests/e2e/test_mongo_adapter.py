@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
+from typing import Any
 
 import bson
 import pytest
+from pymongo import AsyncMongoClient, monitoring
 
 from core.adapters.mongo import MONGO_DRIVERS, MongoDriver, MongoSource
 from core.errors import SourceUnavailable
@@ -64,6 +66,42 @@ async def test_lookups_in_chunks_find_every_document_once(source: MongoSource) -
     assert campaign is not None
     assert campaign["_id"] == CAMPAIGN
     assert await source.distinct("markets", "campaignId", {"campaignId": CAMPAIGN}) == [CAMPAIGN]
+
+
+class _InLookups(monitoring.CommandListener):
+    """The `$in` lists of the finds a client sends, as they went over the wire."""
+
+    def __init__(self) -> None:
+        self.sent: list[list[Any]] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "find":
+            wanted = event.command.get("filter", {}).get("_id", {})
+            if isinstance(wanted, dict) and "$in" in wanted:
+                self.sent.append(list(wanted["$in"]))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+async def test_lookups_send_each_chunk_as_a_narrow_sorted_range(stack: LocalStack) -> None:
+    # Sorted values put neighbouring keys in one look-up, so a server reads neighbouring
+    # index and collection pages: FerretDB needed about a tenth less CPU per look-up.
+    listener = _InLookups()
+    client: AsyncMongoClient[Any] = AsyncMongoClient(stack.mongo_url, event_listeners=[listener])
+    source = MongoSource(client, stack.mongo_database, driver="pymongo", lookup_chunk=2)
+    try:
+        ids = ["usr-4", "usr-1", "no-such-user", "usr-5", "usr-2", "usr-3", "usr-1"]
+        replies = await source.find_in_raw("users", "_id", ids)
+    finally:
+        await source.close()
+    chunks = [["no-such-user", "usr-1"], ["usr-2", "usr-3"], ["usr-4", "usr-5"]]
+    assert sorted(listener.sent) == chunks
+    found = sorted(doc["_id"] for reply in replies for doc in bson.decode_all(reply))
+    assert found == ["usr-1", "usr-2", "usr-3", "usr-4", "usr-5"]
 
 
 async def test_the_client_comes_back_after_an_outage_with_cancelled_operations(
