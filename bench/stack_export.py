@@ -5,9 +5,12 @@ For each size it generates a hostile dataset (devstack.generate, cached under
 requests the entries export of the big campaign over REST and polls it to FINISHED, then
 stops the stack. It prints, per size: the dataset load time, the export's rows and rows/s
 (from the record's triggeredAt/finishedAt), the worker's RSS before the export and its peak,
-and the time of the largest size against the smallest scaled by rows.
+and the time of the largest size against the smallest scaled by rows. With `--repeat N` each
+size's stack runs the export N times in a row (each export is a new request) and the ratio
+compares the medians: the 100,000-user export lasts seconds, so one run alone moves the
+ratio by whatever else the machine did in those seconds.
 
-    make bench-stack                                  # 100k and 1M users
+    make bench-stack                                  # 100k and 1M users, 3 exports each
     python -m bench.stack_export --users 20000        # a quick run
 """
 
@@ -114,7 +117,8 @@ def _timestamp(value: str) -> dt.datetime:
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def run_one(users: int, seed: int, timeout: float) -> Result:
+def run_one(users: int, seed: int, timeout: float, repeat: int = 1) -> list[Result]:
+    """Start the stack on the dataset and run the export `repeat` times, one after another."""
     data = dataset(users, seed)
     web_port = free_port()
     state = CACHE / f"bench-stack-state-{users}"
@@ -131,25 +135,17 @@ def run_one(users: int, seed: int, timeout: float) -> Result:
             token, load_seconds, users_load_seconds = _wait_ready(proc, log)
             pid = _pid_of("export_service", str(web_port))
             mongo_pid = _pid_of("ferretdb", str(state))
-            rss_before = _status_kib(pid, "VmRSS") / 1024
-            cpu_before = _cpu_seconds(pid), _cpu_seconds(mongo_pid)
-            api = f"http://127.0.0.1:{web_port}/campaigns/{BIG_CAMPAIGN_ID}/exports"
-            beats = _Heartbeats(f"http://127.0.0.1:{web_port}/heartbeat")
-            started = time.monotonic()
-            export = _call(api, token, {"exportType": "entries"})
-            deadline = started + timeout
-            while export["status"] in ("PENDING", "TRIGGERED"):
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"the export did not finish in {timeout:.0f}s: {export}")
-                time.sleep(0.5)
-                export = _call(f"{api}/{export['id']}", token)
-            wall = time.monotonic() - started
-            beats.stop()
-            if export["status"] != "FINISHED":
-                raise RuntimeError(f"the export ended {export['status']}: {export.get('error')}")
-            peak = _status_kib(pid, "VmHWM") / 1024
-            worker_cpu = _cpu_seconds(pid) - cpu_before[0]
-            mongo_cpu = _cpu_seconds(mongo_pid) - cpu_before[1]
+            return [
+                _export_once(
+                    users,
+                    f"http://127.0.0.1:{web_port}",
+                    token,
+                    (pid, mongo_pid),
+                    (load_seconds, users_load_seconds),
+                    timeout,
+                )
+                for _ in range(repeat)
+            ]
         finally:
             proc.send_signal(signal.SIGINT)
             try:
@@ -157,20 +153,49 @@ def run_one(users: int, seed: int, timeout: float) -> Result:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def _export_once(
+    users: int,
+    base: str,
+    token: str,
+    pids: tuple[int, int],
+    loaded: tuple[float, float],
+    timeout: float,
+) -> Result:
+    """One entries export of the big campaign over REST, polled to its end, measured."""
+    pid, mongo_pid = pids
+    rss_before = _status_kib(pid, "VmRSS") / 1024
+    cpu_before = _cpu_seconds(pid), _cpu_seconds(mongo_pid)
+    api = f"{base}/campaigns/{BIG_CAMPAIGN_ID}/exports"
+    beats = _Heartbeats(f"{base}/heartbeat")
+    started = time.monotonic()
+    export = _call(api, token, {"exportType": "entries"})
+    deadline = started + timeout
+    while export["status"] in ("PENDING", "TRIGGERED"):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the export did not finish in {timeout:.0f}s: {export}")
+        time.sleep(0.5)
+        export = _call(f"{api}/{export['id']}", token)
+    wall = time.monotonic() - started
+    beats.stop()
+    if export["status"] != "FINISHED":
+        raise RuntimeError(f"the export ended {export['status']}: {export.get('error')}")
     seconds = (_timestamp(export["finishedAt"]) - _timestamp(export["triggeredAt"])).total_seconds()
     rows = int(export["rowCount"])
     return Result(
         users=users,
         rows=rows,
-        load_seconds=load_seconds,
-        users_load_seconds=users_load_seconds,
+        load_seconds=loaded[0],
+        users_load_seconds=loaded[1],
         export_seconds=seconds,
         rows_per_second=rows / seconds if seconds > 0 else float("inf"),
         wall_seconds=wall,
         worker_rss_before_mib=rss_before,
-        worker_peak_rss_mib=peak,
-        worker_cpu_seconds=worker_cpu,
-        mongo_cpu_seconds=mongo_cpu,
+        # The high-water mark since the worker started: flat across repeats if nothing grows.
+        worker_peak_rss_mib=_status_kib(pid, "VmHWM") / 1024,
+        worker_cpu_seconds=_cpu_seconds(pid) - cpu_before[0],
+        mongo_cpu_seconds=_cpu_seconds(mongo_pid) - cpu_before[1],
         **beats.summary(),
     )
 
@@ -246,9 +271,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=3600.0, help="per export, seconds")
     parser.add_argument("--results", default="stack_export.json", help="file in bench/results")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="exports per size on one stack (the time ratio then compares medians)",
+    )
     args = parser.parse_args()
 
-    results = [run_one(users, args.seed, args.timeout) for users in args.users]
+    runs = [run_one(users, args.seed, args.timeout, args.repeat) for users in args.users]
+    results = [result for size in runs for result in size]
     print()
     print("entries export through `make run DATA=dir` (devstack run), big campaign:")
     print(
@@ -265,13 +297,15 @@ def main() -> None:
             f"{r.mongo_cpu_seconds:>15.1f} "
             f"{r.heartbeat_ms_p99:>10.1f} / {r.heartbeat_ms_max:>8.1f}"
         )
-    if len(results) > 1:
-        small, large = results[0], results[-1]
-        ratio = large.export_seconds / small.export_seconds
-        users_ratio = large.users / small.users
+    if len(runs) > 1:
+        small, large = runs[0], runs[-1]
+        small_time = statistics.median(r.export_seconds for r in small)
+        large_time = statistics.median(r.export_seconds for r in large)
+        users_ratio = large[0].users / small[0].users
         print(
-            f"time of {large.users} users / time of {small.users} users: {ratio:.1f}x "
-            f"for {users_ratio:.0f}x the users ({large.rows / small.rows:.1f}x the rows)"
+            f"time of {large[0].users} users / time of {small[0].users} users"
+            f"{' (medians)' if args.repeat > 1 else ''}: {large_time / small_time:.1f}x "
+            f"for {users_ratio:.0f}x the users ({large[0].rows / small[0].rows:.1f}x the rows)"
         )
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / args.results
