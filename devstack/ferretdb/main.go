@@ -25,9 +25,12 @@ import (
 // sqlitePragmas are added to every database file FerretDB opens. A large page cache and
 // memory-mapped reads keep index look-ups off the read system call; synchronous=normal in WAL
 // mode loses nothing when the process is killed (only an OS crash can lose the last commits).
+// The whole file is mapped, up to 64 GiB (the driver's own cap, 2 GiB, is raised by the
+// devstack's patch set): pages past the map are read by a system call into a cache each
+// connection keeps for itself.
 var sqlitePragmas = url.Values{"_pragma": {
 	"cache_size(-1048576)",
-	"mmap_size(4294967296)",
+	"mmap_size(68719476736)",
 	"synchronous(normal)",
 }}.Encode()
 
