@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from core.deps import Doc
@@ -80,24 +81,38 @@ PROMOTER = Join(
 _NEVER = dt.datetime.max.replace(tzinfo=dt.UTC)
 
 
-def _assigned_order(code: Doc) -> tuple[dt.datetime, str]:
-    assigned = code.get("assignedAt")
-    if not isinstance(assigned, dt.datetime):
-        return (_NEVER, str(code["_id"]))
-    if assigned.tzinfo is None:
-        assigned = assigned.replace(tzinfo=dt.UTC)
-    return (assigned, str(code["_id"]))
+@dataclass(frozen=True)
+class Earliest:
+    """A join's `choose`: of several documents, the one whose `date` is earliest (documents
+    without a date last), then the least `str(_id)`; the first found of equal ones.
+
+    Declared rather than a plain function, so that the columnar engine can order the same
+    documents by its typed columns.
+    """
+
+    date: str
+
+    def order(self, doc: Doc) -> tuple[dt.datetime, str]:
+        assigned = doc.get(self.date)
+        if not isinstance(assigned, dt.datetime):
+            return (_NEVER, str(doc["_id"]))
+        if assigned.tzinfo is None:
+            assigned = assigned.replace(tzinfo=dt.UTC)
+        return (assigned, str(doc["_id"]))
+
+    def __call__(self, docs: list[Doc]) -> Doc:
+        return min(docs, key=self.order)
 
 
-def earliest_assigned(codes: list[Doc]) -> Doc:
-    """Of several codes, the one assigned first (codes without a date last, then by id)."""
-    return min(codes, key=_assigned_order)
+earliest_assigned = Earliest("assignedAt")
+"""Of several codes, the one assigned first (codes without a date last, then by id)."""
 
 
 PRESALE_CODE = Join(
     name="code",
     collection="codes",
     key=lambda row: row["doc"].get("entryId"),
+    key_path="doc.entryId",
     field="assignedEntryId",
     projection={"code": 1, "assignedAt": 1, "assignedEntryId": 1},
     choose=earliest_assigned,
@@ -142,22 +157,28 @@ class EntryMarkets:
 entry_markets = EntryMarkets()
 
 
-def entry_promoters(row: Row) -> Iterable[Row]:
-    """One row per distinct promoter the entry opted in to."""
-    opt_ins: Any = row["doc"].get("optIns")
-    if not isinstance(opt_ins, dict):
-        return
-    seen: set[str] = set()
-    for promoter_id in as_list(opt_ins.get("promoterIds")):
-        if isinstance(promoter_id, str) and promoter_id and promoter_id not in seen:
-            seen.add(promoter_id)
-            yield {**row, "promoterId": promoter_id}
+class EntryPromoters:
+    """The expansion to one row per distinct promoter the entry opted in to (`promoterId`).
+
+    `reads` names the entry field it depends on and `adds` the row value it sets, so that the
+    columnar engine can compute the same rows from its columns.
+    """
+
+    reads = ("optIns.promoterIds",)
+    adds = "promoterId"
+
+    def __call__(self, row: Row) -> Iterable[Row]:
+        opt_ins: Any = row["doc"].get("optIns")
+        if not isinstance(opt_ins, dict):
+            return
+        seen: set[str] = set()
+        for promoter_id in as_list(opt_ins.get("promoterIds")):
+            if isinstance(promoter_id, str) and promoter_id and promoter_id not in seen:
+                seen.add(promoter_id)
+                yield {**row, "promoterId": promoter_id}
 
 
-def entry_locale(row: Row) -> object:
-    """The entry's locale, else the user's, as stored (SPEC §3 row rules)."""
-    entry = row.get("entry") if "entry" in row else row["doc"]
-    return ((entry or {}).get("locale")) or (row.get("user") or {}).get("locale")
+entry_promoters = EntryPromoters()
 
 
 def _any_true(*values: Any) -> bool:

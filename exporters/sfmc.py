@@ -6,9 +6,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from exporters.joins import ENTRY_OF_RECORD, MARKET, PRESALE_CODE, USER, entry_locale
+from exporters.joins import ENTRY_OF_RECORD, MARKET, PRESALE_CODE, USER
 from exporters.naming import safe_part
-from exporters.spec import Column, Find, Join, Row, col
+from exporters.spec import Column, Computed, Find, Join, col
 
 _LOCALE_ALIASES = {"en-uk": "en-gb", "en-mx": "en-us"}
 _REGIONS = {"US": "NA", "CA": "NA", "MX": "NA", "GB": "UK", "IE": "UK"}
@@ -28,21 +28,35 @@ def _country(value: Any) -> str:
     return value.strip().upper() if isinstance(value, str) else ""
 
 
-def region(row: Row) -> str:
-    """By the user's countryCode (case-insensitive), else the market's; unknown -> NA."""
-    country = _country((row.get("user") or {}).get("countryCode"))
-    if not country:
-        country = _country((row.get("market") or {}).get("countryCode"))
+def _region_of(user_country: Any, market_country: Any) -> str:
+    country = _country(user_country) or _country(market_country)
     return _REGIONS.get(country, "NA")
 
 
-def row_locale(row: Row) -> str:
-    return sfmc_locale(entry_locale(row))
+def _locale_of(entry_locale: Any, user_locale: Any) -> str:
+    return sfmc_locale(entry_locale or user_locale)
 
 
-def region_and_locale(row: Row) -> str:
-    """The ZIP group of a row: `{region}/{locale}` (the locale made safe for a file name)."""
-    return f"{region(row)}/{safe_part(row_locale(row), fallback='en-us')}"
+def _region_and_locale_of(
+    user_country: Any, market_country: Any, entry_locale: Any, user_locale: Any
+) -> str:
+    locale = safe_part(_locale_of(entry_locale, user_locale), fallback="en-us")
+    return f"{_region_of(user_country, market_country)}/{locale}"
+
+
+_REGION_PATHS = ("user.countryCode", "market.countryCode")
+# The entry's locale, else the user's, as stored (SPEC §3 row rules): `entry_locale` over
+# the joined entry of record, which every reminder row has (found or None).
+_LOCALE_PATHS = ("entry.locale", "user.locale")
+
+region = Computed(_REGION_PATHS, _region_of)
+"""By the user's countryCode (case-insensitive), else the market's; unknown -> NA."""
+
+row_locale = Computed(_LOCALE_PATHS, _locale_of)
+"""The SFMC locale of the row's entry of record, else of its user."""
+
+region_and_locale = Computed(_REGION_PATHS + _LOCALE_PATHS, _region_and_locale_of)
+"""The ZIP group of a row: `{region}/{locale}` (the locale made safe for a file name)."""
 
 
 def split_member(group: str, number: int) -> str:

@@ -132,6 +132,26 @@ class RowTest:
 
 
 @dataclass(frozen=True)
+class Computed:
+    """A value computed from the values at some dotted paths of the row: `fn(*values)`.
+
+    For a column or a layout's group that is more than a path (a locale normalised, a region
+    looked up). Both engines read the same paths (the row engine from the row, the columnar
+    engine from its columns) and apply the same `fn`, so the rule has one definition.
+    """
+
+    paths: tuple[str, ...]
+    fn: Callable[..., Any]
+    _readers: tuple[Callable[[Row], Any], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_readers", tuple(path(p) for p in self.paths))
+
+    def __call__(self, row: Row) -> Any:
+        return self.fn(*(read(row) for read in self._readers))
+
+
+@dataclass(frozen=True)
 class Either:
     """A cell's value: the value at `first` when it is truthy, else the value at `second`."""
 

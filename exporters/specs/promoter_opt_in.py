@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from exporters.joins import PROMOTER, USER, entry_promoters
 from exporters.naming import campaign_file_name, safe_part
-from exporters.spec import ExportSpec, Find, ZipOfCsv, col
+from exporters.spec import Computed, ExportSpec, Find, ZipOfCsv, col
 
 SPEC = ExportSpec(
     name="promoterOptIn",
@@ -25,7 +25,7 @@ SPEC = ExportSpec(
     acl="private",
     layout=ZipOfCsv(
         zip_name=lambda ctx: campaign_file_name(ctx.campaign.get("name"), "promoterOptIn", "zip"),
-        group=lambda row: str(row["promoterId"]),
+        group=Computed(("promoterId",), str),
         member=lambda promoter_id, _: f"{safe_part(promoter_id, fallback='promoter')}.csv",
     ),
 )
