@@ -17,7 +17,6 @@ reference.
 from __future__ import annotations
 
 import asyncio
-import io
 import itertools
 import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -28,19 +27,32 @@ import polars as pl
 
 from core.deps import Doc, DocumentSource, RawDocumentSource
 from exporters.bson_columns import BatchSchema, FieldType, TypedBatch
+from exporters.cell_frames import (
+    ColumnarBatch,
+    EncodedBatch,
+    GroupedCells,
+    cells_frame,
+    frame_csv,
+)
+from exporters.columnar_joins import chosen_index
+from exporters.columnar_rows import promoter_rows
+from exporters.columnar_values import computed_once
 from exporters.exclusions import ExclusionPass
 from exporters.formatting import format_cell
-from exporters.joins import EntryMarkets, markets_of
+from exporters.joins import Earliest, EntryMarkets, EntryPromoters, markets_of
 from exporters.source_fields import COLLECTION_FIELDS
 from exporters.spec import (
     Column,
+    Computed,
     CsvFile,
+    CsvPerGroup,
     Either,
     ExportContext,
     ExportSpec,
     Join,
     Row,
     RowTest,
+    ZipOfCsv,
     identity,
     read_path,
 )
@@ -68,6 +80,8 @@ class ColumnarPlan:
     source: BatchSchema
     joins: tuple[_JoinPlan, ...]
     expand_markets: bool
+    expand_promoters: bool = False
+    group: Computed | None = None  # a grouped layout's group of a row
 
 
 def columnar_plan(spec: ExportSpec) -> ColumnarPlan:
@@ -82,6 +96,7 @@ def columnar_plan(spec: ExportSpec) -> ColumnarPlan:
     if isinstance(spec.where, RowTest):
         for dotted in spec.where.paths:
             wanted.need(dotted, value=True)
+    group = _need_grouping(spec, wanted)
     if spec.exclude is not None:
         # The row engine tests a source document's row before expanding it: a path into the
         # document is the same on every row of it.
@@ -99,21 +114,54 @@ def columnar_plan(spec: ExportSpec) -> ColumnarPlan:
         )
         for join in spec.joins
     )
-    return ColumnarPlan(spec, BatchSchema(wanted.fields["doc"]), plans, expand_markets)
+    return ColumnarPlan(
+        spec,
+        BatchSchema(wanted.fields["doc"]),
+        plans,
+        expand_markets,
+        isinstance(spec.expand, EntryPromoters),
+        group,
+    )
+
+
+def _need_grouping(spec: ExportSpec, wanted: _Wanted) -> Computed | None:
+    """What the promoters expansion, the joins' choices and a layout's group read; the
+    group (None for one CSV)."""
+    if isinstance(spec.expand, EntryPromoters):
+        for dotted in EntryPromoters.reads:
+            wanted.need(f"doc.{dotted}", value=True)
+    for join in spec.joins:
+        if isinstance(join.choose, Earliest):
+            # Read as typed columns by the columnar rule (exporters.columnar_joins).
+            wanted.need(f"{join.name}.{join.field}", value=True)
+            wanted.need(f"{join.name}.{join.choose.date}", value=False)
+    if isinstance(spec.layout, CsvFile):
+        return None
+    group = spec.layout.group
+    assert isinstance(group, Computed)  # noqa: S101 (_check_shape checked it)
+    for dotted in group.paths:
+        wanted.need(dotted, value=True)
+    return group
 
 
 def _check_shape(spec: ExportSpec) -> None:
-    if not isinstance(spec.layout, CsvFile):
-        raise NotColumnar(f"layout {type(spec.layout).__name__}")
+    layout = spec.layout
+    if isinstance(layout, ZipOfCsv | CsvPerGroup) and not isinstance(layout.group, Computed):
+        raise NotColumnar(f"layout {type(layout).__name__} grouped by a plain function")
     if spec.group is not None:
         raise NotColumnar("a fold of consecutive documents")
-    if spec.expand is not identity and not isinstance(spec.expand, EntryMarkets):
+    if spec.expand is not identity and not isinstance(spec.expand, EntryMarkets | EntryPromoters):
         raise NotColumnar("an expansion without a columnar form")
     if spec.where is not None and not isinstance(spec.where, RowTest):
         raise NotColumnar("a filter that is a plain function")
     for join in spec.joins:
-        if join.key_path is None or (join.field != "_id" and not join.cached):
-            raise NotColumnar(f"join {join.name}: no key path, or not by _id")
+        if join.key_path is None:
+            raise NotColumnar(f"join {join.name}: no key path")
+        if join.cached or (join.field == "_id" and join.choose is None):
+            continue
+        # By another field: several documents may match a key, and `choose` picks one.
+        if not isinstance(join.choose, Earliest) or "." in join.field:
+            raise NotColumnar(f"join {join.name}: not by _id, and no columnar choice")
 
 
 class _Wanted:
@@ -136,6 +184,12 @@ class _Wanted:
             self.need("doc.marketId", value=True)
             return
         field_name = ".".join(rest)
+        if (
+            root == EntryPromoters.adds
+            and not rest
+            and isinstance(self._spec.expand, EntryPromoters)
+        ):
+            return  # the expansion's own value, computed by the engine
         if root == "doc":
             collection = self._spec.source.collection
         elif root in self._joins:
@@ -153,6 +207,8 @@ def _column_paths(column: Column) -> list[tuple[str, bool]]:
         return [(".".join(column.path), False)]
     if isinstance(column.get, Either):
         return [(column.get.first, True), (column.get.second, True)]
+    if isinstance(column.get, Computed):
+        return [(dotted, True) for dotted in column.get.paths]
     raise NotColumnar(f"column {column.name} is a plain function")
 
 
@@ -163,13 +219,6 @@ def _known(collection: str, dotted: str, value: bool) -> FieldType:
     if value and kind is FieldType.DATE:
         raise NotColumnar(f"{collection}.{dotted}: dates are read as cells only")
     return kind
-
-
-@dataclass(frozen=True)
-class EncodedBatch:
-    data: bytes
-    rows: int
-    skipped: int = 0  # source documents left out because a required join found nothing
 
 
 @dataclass
@@ -184,6 +233,8 @@ class _Stage:
     by_doc: bool = True  # row r is document r (no expansion, no row left out before joins)
     wanted: list[set[str]] = field(default_factory=list)  # each join's distinct string keys
     values: dict[str, list[Any]] = field(default_factory=dict)
+    # Values an expansion adds to each row besides the market (`promoterId`), by name.
+    row_extra: dict[str, list[Any]] = field(default_factory=dict)
 
     def doc_values(self, dotted: str) -> list[Any]:
         found = self.values.get(dotted)
@@ -212,6 +263,11 @@ def _indexed(plan: _JoinPlan, replies: list[bytes], keys: list[Any]) -> _Joined:
     """A join's documents decoded, and each row's index into them (CPU work: in a thread)."""
     assert plan.schema is not None  # noqa: S101 (only typed joins are looked up raw)
     batch = plan.schema.decode(b"".join(replies))
+    join = plan.join
+    if isinstance(join.choose, Earliest):
+        return _Joined(
+            plan, batch, _looked_up(chosen_index(batch, join.field, join.choose), keys), None
+        )
     ids = batch.values("_id")
     try:
         position = dict(zip(ids, range(len(ids)), strict=True))  # the last of equal ids wins
@@ -295,6 +351,13 @@ def _market_rows(docs: TypedBatch) -> tuple[list[int], list[Any], list[bool]]:
     return table["doc"].to_list(), row_market, table["first"].to_list()
 
 
+def _cached_values(docs: list[Doc | None], parts: Sequence[str]) -> list[Any]:
+    """The value at `parts` of each row's cached document (the same few fill every row)."""
+    distinct = dict(zip(map(id, docs), docs, strict=True))
+    by_id = {key: read_path(doc, parts) for key, doc in distinct.items()}
+    return list(map(by_id.__getitem__, map(id, docs)))
+
+
 def _string_keys(keys: list[Any]) -> set[str]:
     """The distinct string keys of a batch (hostile keys may be unhashable documents)."""
     try:
@@ -366,7 +429,7 @@ class ColumnarBatches:
         self.skipped = 0
         self.documents = 0
 
-    async def encode(self, raw: bytes) -> EncodedBatch:
+    async def encode(self, raw: bytes) -> ColumnarBatch:
         # The CPU work runs in a thread so that heartbeats, timers and views keep their turn;
         # the look-ups between the two halves are awaited on the loop.
         # Counters are kept on the loop's thread: chunks are encoded a few at a time, and
@@ -393,6 +456,12 @@ class ColumnarBatches:
         if self._plan.expand_markets:
             stage.row_doc, stage.row_market, stage.row_primary = _market_rows(docs)
             stage.by_doc = False
+        elif self._plan.expand_promoters:
+            stage.row_doc, stage.row_extra[EntryPromoters.adds] = promoter_rows(docs)
+            stage.by_doc = False
+            stage.row_market = [None] * len(stage.row_doc)
+            if "marketId" in self._plan.source.fields:
+                stage.row_market = _gather(stage.doc_values("marketId"), stage.row_doc)
         else:
             stage.row_doc = list(range(len(docs)))
             if "marketId" in self._plan.source.fields:
@@ -406,6 +475,8 @@ class ColumnarBatches:
             if not all(kept):
                 stage.row_doc = list(itertools.compress(stage.row_doc, kept))
                 stage.row_market = list(itertools.compress(stage.row_market, kept))
+                for name, values in stage.row_extra.items():
+                    stage.row_extra[name] = list(itertools.compress(values, kept))
                 if stage.row_primary is not None:
                     stage.row_primary = list(itertools.compress(stage.row_primary, kept))
                 stage.by_doc = False
@@ -428,8 +499,10 @@ class ColumnarBatches:
             return _Joined(plan, None, [], _looked_up(cache, keys))
         if not wanted:
             return _Joined(plan, None, [None] * len(keys), None)
+        join = plan.join
+        chosen = isinstance(join.choose, Earliest)
         replies = await self._raw_source.find_in_raw(
-            plan.join.collection, "_id", wanted, projection=plan.join.projection
+            join.collection, join.field if chosen else "_id", wanted, projection=join.projection
         )
         return await asyncio.to_thread(_indexed, plan, replies, keys)
 
@@ -448,17 +521,20 @@ class ColumnarBatches:
             return stage.row_market
         if root == "isPrimaryMarket" and not rest:
             return [None] * rows if stage.row_primary is None else stage.row_primary
+        if root in stage.row_extra and not rest:
+            return stage.row_extra[root]
         if root in _CONSTANT_ROOTS:
             context = {"campaign": self._ctx.campaign, "params": self._ctx.params}
             return [read_path(context, parts)] * rows
         for one in joined:
             if one.plan.join.name == root:
                 if one.cached is not None:
-                    return [read_path(doc, rest) for doc in one.cached]
+                    return _cached_values(one.cached, rest)
                 if one.batch is None:
                     return [None] * rows
-                values = one.batch.values(".".join(rest))
-                return [None if at is None else values[at] for at in one.index]
+                # Maps in C: a row without a document (index None) reads None.
+                at_index = dict(enumerate(one.batch.values(".".join(rest))))
+                return list(map(at_index.get, one.index))  # type: ignore[arg-type]
         return [None] * rows  # a join not yet applied reads as missing, as in the row engine
 
     def _reference_row(
@@ -480,13 +556,29 @@ class ColumnarBatches:
             built["doc"] = stage.docs.doc(stage.row_doc[row])
         if stage.row_primary is not None:
             built["isPrimaryMarket"] = stage.row_primary[row]
+        for name, values in stage.row_extra.items():
+            built[name] = values[row]
         for one in joined:
             name = one.plan.join.name
             if roots is None or name in roots:
                 built[name] = one.doc(row)
         return built
 
-    def _finish(self, stage: _Stage, joined: list[_Joined]) -> EncodedBatch:
+    def _finish(self, stage: _Stage, joined: list[_Joined]) -> ColumnarBatch:
+        view, skipped = self._kept_rows(stage, joined)
+        group = self._plan.group
+        if group is None:
+            if view is None:
+                return EncodedBatch(b"", 0, skipped)
+            return EncodedBatch(frame_csv(self._cells_frame(view)), len(view.kept), skipped)
+        if view is None:
+            return GroupedCells(pl.DataFrame(), pl.Series([], dtype=pl.String), skipped)
+        groups = self._computed(group, view)
+        frame = self._cells_frame(view)
+        return GroupedCells(frame, pl.Series(groups, dtype=pl.String), skipped)
+
+    def _kept_rows(self, stage: _Stage, joined: list[_Joined]) -> tuple[_KeptRows | None, int]:
+        """The rows the batch writes (None: none), and the source documents it skips."""
         spec = self._spec
         rows = len(stage.row_doc)
         missing = self._missing_rows(stage, joined, rows)
@@ -505,12 +597,17 @@ class ColumnarBatches:
                 if not missing[r]:
                     passed[r] = where(self._reference_row(stage, joined, r))
             kept = list(itertools.compress(kept, map(passed.__getitem__, kept)))
-        if not kept:
-            return EncodedBatch(b"", 0, skipped)
-        view = _KeptRows(stage, joined, kept)
+        return (_KeptRows(stage, joined, kept) if kept else None), skipped
+
+    def _cells_frame(self, view: _KeptRows) -> pl.DataFrame:
+        """The kept rows' cells, a column per CSV column (null for an empty cell)."""
+        spec = self._spec
+        stage, joined, kept = view.stage, view.joined, view.kept
         columns = [self._cells(column, view) for column in spec.columns]
         suspects = _SuspectCells(view)
         for number, column in enumerate(spec.columns):
+            if isinstance(column.get, Computed):
+                continue  # computed from exact values (suspect documents' as decoded)
             positions = suspects.positions(self._column_paths[number])
             if positions:
                 rows_at = [kept[at] for at in positions]
@@ -523,22 +620,17 @@ class ColumnarBatches:
                         for r in rows_at
                     ]
                 columns[number] = columns[number].scatter(positions, fixed)
-        frame = pl.DataFrame({f"c{i}": series for i, series in enumerate(columns)})
-        # An empty cell is written bare, as csv.writer does; polars would quote "".
-        frame = frame.select(
-            pl.when(pl.col(name) != "").then(pl.col(name)).alias(name) for name in frame.columns
-        )
-        # Into bytes directly: without a file, polars writes bytes, then decodes them to a str
-        # (which would be encoded again here), two passes over the chunk's CSV for nothing.
-        buffer = io.BytesIO()
-        frame.write_csv(
-            buffer,
-            include_header=False,
-            line_terminator="\r\n",
-            quote_style="necessary",
-            null_value="",
-        )
-        return EncodedBatch(buffer.getvalue(), len(kept), skipped)
+        return cells_frame(columns)
+
+    def _computed(self, computed: Computed, view: _KeptRows) -> list[Any]:
+        """`computed` of each kept row, from the exact values of its paths."""
+        values = [
+            view.kept_values(
+                dotted, lambda d: self._values_for(view.stage, view.joined, d.split("."))
+            )
+            for dotted in computed.paths
+        ]
+        return computed_once(computed.fn, values)
 
     @staticmethod
     def _path_cells(
@@ -588,6 +680,11 @@ class ColumnarBatches:
         return dirty
 
     def _cells(self, column: Column, view: _KeptRows) -> pl.Series:
+        if isinstance(column.get, Computed):
+            found = self._computed(column.get, view)
+            return pl.Series(
+                [v if type(v) is str else format_cell(v) for v in found], dtype=pl.String
+            )
         if isinstance(column.get, Either):
             # On typed string columns the truthiness of a value is that of its cell.
             if self._is_string(column.get.first) and self._is_string(column.get.second):
@@ -613,6 +710,11 @@ class ColumnarBatches:
             flags = pl.DataFrame({"v": pl.Series(view.stage.row_primary, dtype=pl.Boolean)})
             texts = flags.select(pl.when("v").then(pl.lit("true")).otherwise(pl.lit("false")))
             return texts.to_series().gather(view.kept_index)
+        if root in view.stage.row_extra and not rest:
+            extra = view.rows_of(view.stage.row_extra[root])
+            return pl.Series(
+                [v if type(v) is str else format_cell(v) for v in extra], dtype=pl.String
+            )
         if root == "marketId" and not rest:
             # The row's market is the reference's own value (a suspect entry's markets come
             # from markets_of over the decoded entry): a non-string one is formatted here.
@@ -711,6 +813,14 @@ class _KeptRows:
         self.doc_index = pl.Series(docs, dtype=pl.UInt32)
         self._join_index: dict[str, pl.Series] = {}
         self._cached: dict[str, tuple[pl.Series, list[Doc | None]]] = {}
+        self._values: dict[str, list[Any]] = {}
+
+    def kept_values(self, dotted: str, values: Callable[[str], list[Any]]) -> list[Any]:
+        """The kept rows' values at `dotted`, `values(dotted)` being every row's (read once:
+        a column and the layout's group may read the same path)."""
+        if dotted not in self._values:
+            self._values[dotted] = self.rows_of(values(dotted))
+        return self._values[dotted]
 
     def rows_of(self, values: list[Any]) -> list[Any]:
         """The kept rows' items of a per-row list."""

@@ -10,6 +10,14 @@ from typing import Protocol
 
 from core.deps import ObjectStore
 from core.models import StoredObject
+from exporters.cell_frames import (
+    ColumnarBatch,
+    EncodedBatch,
+    GroupedCells,
+    frame_csv,
+    group_pieces,
+    member_pieces,
+)
 from exporters.cells import compile_cells
 from exporters.csv_encoding import encode_rows
 from exporters.naming import object_key, safe_part
@@ -28,6 +36,9 @@ class Output(Protocol):
     rows_written: int
 
     async def write(self, rows: list[Row]) -> None: ...
+
+    async def write_columnar(self, batch: ColumnarBatch) -> None:
+        """A batch the columnar engine made for this output's layout."""
 
     async def close(self) -> list[StoredObject]: ...
 
@@ -94,11 +105,13 @@ class SingleCsv:
             await self._sink.write(await asyncio.to_thread(self._cells.encode, rows))
             self.rows_written += len(rows)
 
-    async def write_encoded(self, data: bytes, rows: int) -> None:
-        """CSV lines the columnar engine encoded, holding `rows` rows."""
-        if rows:
-            await self._sink.write(data)
-            self.rows_written += rows
+    async def write_columnar(self, batch: ColumnarBatch) -> None:
+        """CSV lines the columnar engine encoded."""
+        if not isinstance(batch, EncodedBatch):
+            raise TypeError("one CSV is written from encoded lines, not grouped cells")
+        if batch.rows:
+            await self._sink.write(batch.data)
+            self.rows_written += batch.rows
 
     async def close(self) -> list[StoredObject]:
         return [await self._sink.close()]
@@ -130,7 +143,17 @@ class CsvPerGroupOutput:
         }
 
     async def write(self, rows: list[Row]) -> None:
-        encoded = await asyncio.to_thread(self._encode_by_group, rows)
+        await self._write_groups(await asyncio.to_thread(self._encode_by_group, rows))
+
+    async def write_columnar(self, batch: ColumnarBatch) -> None:
+        """Rows the columnar engine made cells of, with their groups."""
+        if not isinstance(batch, GroupedCells):
+            raise TypeError("a grouped layout is written from grouped cells")
+        cells = batch
+        if cells.rows:
+            await self._write_groups(await asyncio.to_thread(_encode_pieces, cells))
+
+    async def _write_groups(self, encoded: dict[str, tuple[bytes, int]]) -> None:
         for group, (data, count) in encoded.items():
             sink = self._sinks.get(group)
             if sink is None:
@@ -201,7 +224,9 @@ class ZipOutput:
             return None
         self._group_rows[group] = written + 1
         split = self._options.max_rows_per_file if self._layout.split else 0
-        number = written // split + 1 if split else 1
+        return self._member(group, written // split + 1 if split else 1)
+
+    def _member(self, group: str, number: int) -> _Member:
         member = self._members.get((group, number))
         if member is None:
             member = _Member(self._layout.member(group, number))
@@ -224,8 +249,32 @@ class ZipOutput:
             self._buffered += len(data)
             self.rows_written += len(members_rows)
 
+    def _append_grouped(self, cells: GroupedCells) -> None:
+        """`_append` for rows the columnar engine made cells of (in a thread, likewise)."""
+        split = self._options.max_rows_per_file if self._layout.split else 0
+        pieces = member_pieces(cells, self._group_rows, split=split, limit=self._limit)
+        for piece in pieces:
+            member = self._member(piece.group, piece.number)
+            data = frame_csv(piece.frame)
+            member.buffer += data
+            self._buffered += len(data)
+            self._group_rows[piece.group] = self._group_rows.get(piece.group, 0) + piece.rows
+            self.rows_written += piece.rows
+
     async def write(self, rows: list[Row]) -> None:
         await asyncio.to_thread(self._append, rows)
+        await self._stage_over_budget()
+
+    async def write_columnar(self, batch: ColumnarBatch) -> None:
+        """Rows the columnar engine made cells of, with their groups."""
+        if not isinstance(batch, GroupedCells):
+            raise TypeError("a grouped layout is written from grouped cells")
+        cells = batch
+        if cells.rows:
+            await asyncio.to_thread(self._append_grouped, cells)
+            await self._stage_over_budget()
+
+    async def _stage_over_budget(self) -> None:
         while self._buffered > self._options.staging_buffer_bytes:
             await self._stage(max(self._members.values(), key=lambda m: len(m.buffer)))
 
@@ -272,6 +321,11 @@ class ZipOutput:
             await self._delete_staging()
         except Exception:
             logger.exception("deleting the staging chunks under %s failed", self._staging_prefix)
+
+
+def _encode_pieces(cells: GroupedCells) -> dict[str, tuple[bytes, int]]:
+    """Each group's CSV lines and row count, groups in order of their first row."""
+    return {piece.group: (frame_csv(piece.frame), piece.rows) for piece in group_pieces(cells)}
 
 
 def staging_prefix(spec: ExportSpec, ctx: ExportContext) -> str:

@@ -10,7 +10,7 @@ from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -18,10 +18,10 @@ from core.deps import Doc, DocumentSource, ObjectStore, RawDocumentSource
 from core.errors import CampaignNotFound, InvalidParams, NoMarketsFound
 from core.models import StoredObject
 from core.read_ahead import read_ahead
-from exporters.columnar import ColumnarBatches, ColumnarPlan, EncodedBatch, plan_or_reason
+from exporters.columnar import ColumnarBatches, ColumnarPlan, plan_or_reason
 from exporters.exclusions import Exclusion, ExclusionPass
 from exporters.options import RunOptions as RunOptions
-from exporters.outputs import Output, SingleCsv, open_output
+from exporters.outputs import Output, open_output
 from exporters.outputs import planned_keys as planned_keys
 from exporters.outputs import staging_prefix as staging_prefix
 from exporters.rows import RowBuilder, grouped
@@ -148,11 +148,7 @@ async def run_export(
     progress = _Progress(on_progress, options)
     plan = _plan(spec) if options.engine == "columnar" else None
     try:
-        if (
-            isinstance(plan, ColumnarPlan)
-            and isinstance(source, RawDocumentSource)
-            and isinstance(output, SingleCsv)
-        ):
+        if isinstance(plan, ColumnarPlan) and isinstance(source, RawDocumentSource):
             skipped = await _write_columnar(
                 plan, ctx, source, source, store, output, options, progress
             )
@@ -176,7 +172,7 @@ async def _write_columnar(
     source: DocumentSource,
     raw_source: RawDocumentSource,
     store: ObjectStore,
-    output: SingleCsv,
+    output: Output,
     options: RunOptions,
     progress: _Progress,
 ) -> int:
@@ -203,7 +199,7 @@ async def _write_columnar(
                 read_ahead(encoded, options.pipeline_depth, name="export-columnar")
             ) as batches:
                 async for batch in batches:
-                    await output.write_encoded(batch.data, batch.rows)
+                    await output.write_columnar(batch)
                     await progress.maybe_report(
                         output.rows_written, columnar.skipped, columnar.documents, passes
                     )
@@ -282,13 +278,17 @@ def _plan(spec: ExportSpec) -> ColumnarPlan | str:
     return plan_or_reason(spec)
 
 
-class _ChunkEncoder(Protocol):
-    async def encode(self, raw: bytes) -> EncodedBatch: ...
+_Encoded = TypeVar("_Encoded", covariant=True)
+_Batch = TypeVar("_Batch")
+
+
+class _ChunkEncoder(Protocol[_Encoded]):
+    async def encode(self, raw: bytes) -> _Encoded: ...
 
 
 async def _encoded(
-    chunks: AsyncIterator[bytes], columnar: _ChunkEncoder, in_flight: int
-) -> AsyncGenerator[EncodedBatch, None]:
+    chunks: AsyncIterator[bytes], columnar: _ChunkEncoder[_Batch], in_flight: int
+) -> AsyncGenerator[_Batch, None]:
     """Each chunk's encoded batch, in order, with up to `in_flight` chunks encoded at once.
 
     One at a time, the database idles while this process decodes a chunk and writes its
@@ -296,7 +296,7 @@ async def _encoded(
     next replies. Two at a time, one chunk's look-ups overlap the other's CPU work, and the
     source keeps being read meanwhile.
     """
-    running: deque[asyncio.Task[EncodedBatch]] = deque()
+    running: deque[asyncio.Task[_Batch]] = deque()
     try:
         async for raw in chunks:
             running.append(asyncio.ensure_future(columnar.encode(raw)))

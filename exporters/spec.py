@@ -137,7 +137,8 @@ class Computed:
 
     For a column or a layout's group that is more than a path (a locale normalised, a region
     looked up). Both engines read the same paths (the row engine from the row, the columnar
-    engine from its columns) and apply the same `fn`, so the rule has one definition.
+    engine from its columns) and apply the same `fn`, so the rule has one definition. `fn`
+    depends on its arguments only: the columnar engine calls it once per distinct values.
     """
 
     paths: tuple[str, ...]

@@ -10,7 +10,7 @@ import bson
 import pytest
 
 from exporters.bson_columns import document_offsets
-from exporters.columnar import EncodedBatch
+from exporters.cell_frames import EncodedBatch
 from exporters.runner import _coalesced, _encoded
 
 

@@ -57,6 +57,7 @@ def opts(**kw: Any) -> RunOptions:
     base: dict[str, Any] = {
         "bucket_names": {"exports": "b", "scoring": "b", "vfScoring": "b", "sfmc": "b"},
         "batch_size": 250,
+        "columnar_batch_size": 250,
         "part_size": 8192,
         "staging_buffer_bytes": 4096,
     }
