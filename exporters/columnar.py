@@ -424,6 +424,12 @@ class ColumnarBatches:
             if j.schema is None and j.join.collection == "markets":
                 self._caches[j.join.name].update(ctx.markets)
         self._constants: dict[str, str] = {}
+        layout = plan.spec.layout
+        self._limit = (
+            layout.limit_per_group(ctx)
+            if isinstance(layout, ZipOfCsv) and layout.limit_per_group
+            else None
+        )
         # The exclusion pass being run (exporters.exclusions), set by the runner per pass.
         self.exclusion: ExclusionPass | None = None
         self.skipped = 0
@@ -573,9 +579,16 @@ class ColumnarBatches:
             return EncodedBatch(frame_csv(self._cells_frame(view)), len(view.kept), skipped)
         if view is None:
             return GroupedCells(pl.DataFrame(), pl.Series([], dtype=pl.String), skipped)
-        groups = self._computed(group, view)
-        frame = self._cells_frame(view)
-        return GroupedCells(frame, pl.Series(groups, dtype=pl.String), skipped)
+        groups = pl.Series(self._computed(group, view), dtype=pl.String)
+        if self._limit is not None:
+            # A group's rows past its first `limit` of the chunk are never written, whatever
+            # the output holds already: no cells for them (a sample reads a full scan).
+            first = groups.to_frame("g").select(pl.int_range(pl.len()).over("g") < self._limit)
+            if not first.to_series().all():
+                at = first.to_series().arg_true()
+                view = _KeptRows(stage, joined, _gather(view.kept, at.to_list()))
+                groups = groups.gather(at)
+        return GroupedCells(self._cells_frame(view), groups, skipped)
 
     def _kept_rows(self, stage: _Stage, joined: list[_Joined]) -> tuple[_KeptRows | None, int]:
         """The rows the batch writes (None: none), and the source documents it skips."""
