@@ -1,17 +1,18 @@
 """The columnar engine: a spec's rows from raw BSON batches to CSV bytes, off the event loop.
 
 Per source batch: the reply is decoded into typed columns (exporters.bson_columns); an
-entry's markets are expanded by polars; the row decisions that depend on a few values (join
-keys, required joins, filters, an SMS-wave pass) are made over Python lists built in C; the
-cells are whole columns (formatted once per column, gathered per row) and polars writes the
-CSV. A cell whose document holds a value the columns cannot type is computed by the row
-rules (`format_cell` of the column's reading of the decoded documents) and put in its place,
-so the bytes are those of the row engine.
+entry's markets or promoters are expanded by polars; the row decisions that depend on a few
+values (join keys, required joins, filters, an SMS-wave pass) are made over Python lists
+built in C; the cells are whole columns (formatted once per column, gathered per row) and
+polars writes the CSV, or, for a grouped layout, the output writes each group's rows from
+the cells and the rows' groups (exporters.cell_frames). A cell whose document holds a value
+the columns cannot type is computed by the row rules (`format_cell` of the column's reading
+of the decoded documents) and put in its place, so the bytes are those of the row engine.
 
-Which specs it runs: `columnar_plan` says, with the reason when it cannot (a layout other
-than one CSV, a fold, an exclusion by a path outside the source document, a column or filter
-that is a plain function). The rest run on the row engine (exporters.rows), which stays the
-reference.
+Which specs it runs: `columnar_plan` says, with the reason when it cannot (a fold, a layout
+grouped by a plain function, an exclusion by a path outside the source document, a column or
+filter that is a plain function, a join by another field than _id without a declared
+choice). The rest run on the row engine (exporters.rows), which stays the reference.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from dataclasses import replace
 from typing import Any
 
 import bson
@@ -15,10 +16,13 @@ import polars as pl
 
 from exporters.bson_columns import BatchSchema, FieldType
 from exporters.cell_frames import GroupedCells, member_pieces
+from exporters.columnar import ColumnarPlan, plan_or_reason
 from exporters.columnar_joins import chosen_index
 from exporters.columnar_rows import promoter_rows
 from exporters.columnar_values import computed_once
 from exporters.joins import earliest_assigned, entry_promoters
+from exporters.registry import get_spec
+from exporters.spec import ZipOfCsv
 
 UTC = dt.UTC
 
@@ -125,3 +129,13 @@ def test_promoter_rows_are_the_expansions_rows() -> None:
     row_doc, promoters = promoter_rows(batch)
     assert list(zip(row_doc, promoters, strict=True)) == expected
     assert batch.suspect  # the row rule's part was reached
+
+
+def test_what_has_no_columnar_form_keeps_the_row_engine() -> None:
+    spec = get_spec("reminderEmail")
+    assert isinstance(spec.layout, ZipOfCsv)
+    plain_group = replace(spec, layout=replace(spec.layout, group=lambda row: "g"))
+    assert plan_or_reason(plain_group) == "layout ZipOfCsv grouped by a plain function"
+    first_code = replace(spec, joins=(*spec.joins[:3], replace(spec.joins[3], choose=None)))
+    assert plan_or_reason(first_code) == "join code: not by _id, and no columnar choice"
+    assert isinstance(plan_or_reason(spec), ColumnarPlan)
