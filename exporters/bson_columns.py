@@ -319,12 +319,16 @@ class TypedBatch:
         return found
 
     def values(self, dotted: str) -> list[Any]:
-        """Python values of a STR, BOOL or STR_LIST field; suspect documents read as decoded."""
+        """Python values of a STR, BOOL or STR_LIST field; documents suspect in it read as
+        decoded."""
         # polars builds the Python objects several times faster than Array.to_pylist.
         values: list[Any] = pl.Series(pl.from_arrow(self.columns[dotted])).to_list()
-        if self.suspect:
+        # Only the documents suspect in this field: the column stands for the others' values
+        # (a user with an integer phone keeps its typed _id, and is not decoded for it).
+        suspect = self.suspect_fields[dotted]
+        if suspect:
             parts = dotted.split(".")
-            for index in self.suspect:
+            for index in suspect:
                 values[index] = read_path(self.doc(index), parts)
         return values
 
