@@ -486,9 +486,11 @@ async def _baselines(
         "decode_rows_per_cpu_second": round(rows / decode) if decode else None
     }
     if plan is not None:
+        # A fold's source is decoded into the fields the fold reads, not its rows' fields.
+        schema = plan.source if plan.fold is None else plan.fold.schema
         cpu = time.process_time()
         for raw in replies:
-            plan.source.decode(raw)
+            schema.decode(raw)
         arrow = time.process_time() - cpu
         figures["decode_arrow_rows_per_cpu_second"] = round(rows / arrow) if arrow else None
     # The export's own cells (its first 1,000 documents joined by the row engine, untimed)

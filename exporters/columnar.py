@@ -35,6 +35,7 @@ from exporters.cell_frames import (
     cells_frame,
     frame_csv,
 )
+from exporters.columnar_fold import FOLDED_FIELDS, FoldedBatch, RunFold, run_fold
 from exporters.columnar_joins import chosen_index
 from exporters.columnar_rows import promoter_rows
 from exporters.columnar_values import computed_once
@@ -83,11 +84,13 @@ class ColumnarPlan:
     expand_markets: bool
     expand_promoters: bool = False
     group: Computed | None = None  # a grouped layout's group of a row
+    fold: RunFold | None = None  # the source's runs are folded (exporters.columnar_fold)
 
 
 def columnar_plan(spec: ExportSpec) -> ColumnarPlan:
     """The spec's plan; raises NotColumnar when a part of it needs the row engine."""
     _check_shape(spec)
+    fold = _fold(spec)
     wanted = _Wanted(spec)
     for column in spec.columns:
         for dotted, as_value in _column_paths(column):
@@ -122,7 +125,17 @@ def columnar_plan(spec: ExportSpec) -> ColumnarPlan:
         expand_markets,
         isinstance(spec.expand, EntryPromoters),
         group,
+        fold=fold,
     )
+
+
+def _fold(spec: ExportSpec) -> RunFold | None:
+    if spec.group is None:
+        return None
+    fold = run_fold(spec.group, COLLECTION_FIELDS.get(spec.source.collection, {}))
+    if fold is None:
+        raise NotColumnar("a fold without a columnar form")
+    return fold
 
 
 def _need_grouping(spec: ExportSpec, wanted: _Wanted) -> Computed | None:
@@ -149,8 +162,8 @@ def _check_shape(spec: ExportSpec) -> None:
     layout = spec.layout
     if isinstance(layout, ZipOfCsv | CsvPerGroup) and not isinstance(layout.group, Computed):
         raise NotColumnar(f"layout {type(layout).__name__} grouped by a plain function")
-    if spec.group is not None:
-        raise NotColumnar("a fold of consecutive documents")
+    if spec.group is not None and (spec.expand is not identity or not isinstance(layout, CsvFile)):
+        raise NotColumnar("a fold with an expansion or a grouped layout")
     if spec.expand is not identity and not isinstance(spec.expand, EntryMarkets | EntryPromoters):
         raise NotColumnar("an expansion without a columnar form")
     if spec.where is not None and not isinstance(spec.where, RowTest):
@@ -171,6 +184,8 @@ class _Wanted:
     def __init__(self, spec: ExportSpec) -> None:
         self._spec = spec
         self._joins = {join.name: join for join in spec.joins}
+        # A folded source's rows are built from the folded documents, not the source's.
+        self._doc_fields = FOLDED_FIELDS if spec.group is not None else None
         self.fields: dict[str, dict[str, FieldType]] = {"doc": {}}
         for join in spec.joins:
             if not join.cached:
@@ -191,15 +206,16 @@ class _Wanted:
             and isinstance(self._spec.expand, EntryPromoters)
         ):
             return  # the expansion's own value, computed by the engine
+        fields = None
         if root == "doc":
-            collection = self._spec.source.collection
+            collection, fields = self._spec.source.collection, self._doc_fields
         elif root in self._joins:
             if self._joins[root].cached:
                 return  # cached documents stay dicts, read by the row rules
             collection = self._joins[root].collection
         else:
             raise NotColumnar(f"path {dotted}")
-        self.fields[root][field_name] = _known(collection, field_name, value)
+        self.fields[root][field_name] = _known(collection, field_name, value, fields)
 
 
 def _column_paths(column: Column) -> list[tuple[str, bool]]:
@@ -213,8 +229,10 @@ def _column_paths(column: Column) -> list[tuple[str, bool]]:
     raise NotColumnar(f"column {column.name} is a plain function")
 
 
-def _known(collection: str, dotted: str, value: bool) -> FieldType:
-    kind = COLLECTION_FIELDS.get(collection, {}).get(dotted)
+def _known(
+    collection: str, dotted: str, value: bool, fields: Mapping[str, FieldType] | None = None
+) -> FieldType:
+    kind = (COLLECTION_FIELDS.get(collection, {}) if fields is None else fields).get(dotted)
     if kind is None:
         raise NotColumnar(f"{collection}.{dotted} has no declared type")
     if value and kind is FieldType.DATE:
@@ -226,7 +244,7 @@ def _known(collection: str, dotted: str, value: bool) -> FieldType:
 class _Stage:
     """A source batch after decoding: one entry per output row candidate."""
 
-    docs: TypedBatch
+    docs: TypedBatch | FoldedBatch
     row_doc: list[int]
     row_market: list[Any]
     row_primary: list[bool] | None
@@ -236,6 +254,7 @@ class _Stage:
     values: dict[str, list[Any]] = field(default_factory=dict)
     # Values an expansion adds to each row besides the market (`promoterId`), by name.
     row_extra: dict[str, list[Any]] = field(default_factory=dict)
+    read: int = 0  # source documents read (a fold's are more than its documents)
 
     def doc_values(self, dotted: str) -> list[Any]:
         found = self.values.get(dotted)
@@ -442,7 +461,7 @@ class ColumnarBatches:
         # Counters are kept on the loop's thread: chunks are encoded a few at a time, and
         # their threads would race on them.
         stage = await asyncio.to_thread(self._prepare, raw)
-        self.documents += len(stage.docs)
+        self.documents += stage.read
         joined = await asyncio.gather(
             *(
                 self._join(plan, keys, wanted)
@@ -457,13 +476,22 @@ class ColumnarBatches:
 
     # -- before the look-ups ------------------------------------------------------------
 
-    def _prepare(self, raw: bytes) -> _Stage:
+    def _decoded(self, raw: bytes) -> tuple[TypedBatch | FoldedBatch, int]:
+        """The batch's documents (a fold's folded documents), and the source documents read."""
+        if self._plan.fold is not None:
+            return self._plan.fold.fold(raw)
         docs = self._plan.source.decode(raw)
-        stage = _Stage(docs, [], [], None, [])
+        return docs, len(docs)
+
+    def _prepare(self, raw: bytes) -> _Stage:
+        docs, read = self._decoded(raw)
+        stage = _Stage(docs, [], [], None, [], read=read)
         if self._plan.expand_markets:
+            assert isinstance(docs, TypedBatch)  # noqa: S101 (columnar_plan refuses a fold's)
             stage.row_doc, stage.row_market, stage.row_primary = _market_rows(docs)
             stage.by_doc = False
         elif self._plan.expand_promoters:
+            assert isinstance(docs, TypedBatch)  # noqa: S101 (columnar_plan refuses a fold's)
             stage.row_doc, stage.row_extra[EntryPromoters.adds] = promoter_rows(docs)
             stage.by_doc = False
             stage.row_market = [None] * len(stage.row_doc)

@@ -190,11 +190,10 @@ async def _write_columnar(
                 sort=spec.source.sort or None,
             )
         ) as replies:
-            encoded = _encoded(
-                _coalesced(replies, options.columnar_chunk_bytes),
-                columnar,
-                options.columnar_in_flight,
-            )
+            chunks = _coalesced(replies, options.columnar_chunk_bytes)
+            if plan.fold is not None:
+                chunks = plan.fold.whole_runs(chunks)  # a fold's runs are never split
+            encoded = _encoded(chunks, columnar, options.columnar_in_flight)
             async with aclosing(
                 read_ahead(encoded, options.pipeline_depth, name="export-columnar")
             ) as batches:

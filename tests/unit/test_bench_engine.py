@@ -1,7 +1,7 @@
 """The short version of `make bench`: the engine bench runs and measures what it says.
 
-Not a timing test: it checks that a tiny run of the bench reports, for a columnar type and
-a row-engine type, the rows the export wrote, its figures beside the baselines, and the
+Not a timing test: it checks that a tiny run of the bench reports, on the columnar engine and
+on the row engine, the rows the export wrote, its figures beside the baselines, and the
 loop's lag, so that the one-command benchmark keeps working.
 """
 
@@ -13,11 +13,12 @@ from bench import engine
 
 
 @pytest.mark.parametrize(
-    ("export_type", "engine_used"), [("entries", "columnar"), ("fanlist", "rows")]
+    ("export_type", "engine_used"),
+    [("entries", "columnar"), ("fanlist", "columnar"), ("fanlist", "rows")],
 )
 async def test_a_tiny_bench_run_reports_every_figure(export_type: str, engine_used: str) -> None:
     directory = engine.ensure_dataset(users=3000, seed=7)
-    result = await engine._run_type(export_type, directory, "columnar", batch_size=100)
+    result = await engine._run_type(export_type, directory, engine_used, batch_size=100)
     assert result["engine"] == engine_used
     assert result["rows"] > 100
     for figure in (

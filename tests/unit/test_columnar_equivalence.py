@@ -292,6 +292,7 @@ def test_the_common_types_run_columnar() -> None:
         "reminderEmail",
         "reminderEmailSample",
         "autoReminderEmail",
+        "fanlist",
     }
 
 

@@ -30,7 +30,8 @@ PARAMS: dict[str, dict[str, Any]] = {"codeWave": {"waveId": "wave-0"}}
 
 _PACKAGE = Path(exporters.__file__).parent
 _ROW_WORK_FILES = {
-    str(_PACKAGE / name) for name in ("cells.py", "formatting.py", "csv_encoding.py", "columns.py")
+    str(_PACKAGE / name)
+    for name in ("cells.py", "formatting.py", "csv_encoding.py", "columns.py", "folds.py")
 } | {str(path) for path in (_PACKAGE / "specs").glob("*.py")}
 
 
