@@ -26,7 +26,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import bson
+import numpy as np
+import numpy.typing as npt
 import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from core.deps import Doc
 from exporters.bson_columns import (
@@ -50,6 +54,9 @@ FOLDED_FIELDS: Mapping[str, FieldType] = {
 """The fields of a UserEntries document, as typed columns (an odd run's are suspect)."""
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_NO_DATE = np.iinfo(np.int64).max  # an undated entry's time: after every date
+Ints = npt.NDArray[np.int64]
+Flags = npt.NDArray[np.bool_]
 
 
 @dataclass(frozen=True)
@@ -72,46 +79,56 @@ class RunFold:
     def fold(self, raw: bytes) -> tuple[FoldedBatch, int]:
         """A chunk of whole runs folded, and how many source documents it held."""
         docs = self.schema.decode(raw)
-        keys = pl.Series(pl.from_arrow(docs.columns[self.group.key]))
-        new_run = _new_runs(docs, self.group.key, keys)
-        run_of = new_run.cast(pl.UInt32).cum_sum() - 1
-        starts = new_run.arg_true()
-        ends = pl.concat([starts.slice(1) - 1, pl.Series([len(docs) - 1], dtype=starts.dtype)])
+        key = self.group.key
+        new_run = _new_runs(docs, key)
+        run_of = np.cumsum(new_run) - 1
+        starts = np.flatnonzero(new_run)
+        ends = np.append(starts[1:] - 1, len(docs) - 1)
         fold = self.group.fold
         assert isinstance(fold, UserEntries)  # noqa: S101 (run_fold checked it)
         # A run is folded by the row rule when an entry's key, date or locale is suspect; an
         # entry suspect only in its markets has them counted by the rule's own reading.
         odd = docs.suspect_fields
-        by_rule_docs = odd[self.group.key] | odd["createdAt"] | odd["locale"]
-        by_rule_runs = sorted(set(run_of.gather(sorted(by_rule_docs)).to_list()))
+        by_rule_docs = odd[key] | odd["createdAt"] | odd["locale"]
+        by_rule_runs = sorted(set(run_of[sorted(by_rule_docs)].tolist()))
         by_rule: dict[int, Doc] = {}
         for run in by_rule_runs:
             first, last = int(starts[run]), int(ends[run])
             entries = [docs.doc(index) for index in range(first, last + 1)]
-            by_rule[run] = fold(docs.doc(last).get(self.group.key), entries)
-        market_docs = frozenset().union(*(odd[name] for name in fold.market_reads))
-        columns = _user_runs(docs, run_of, fold, market_docs - by_rule_docs)
-        run_keys = keys.gather(ends)
+            by_rule[run] = fold(docs.doc(last).get(key), entries)
+        odd_markets = frozenset().union(*(odd[name] for name in fold.market_reads))
+        columns = _user_runs(docs, run_of, starts, fold, odd_markets - by_rule_docs)
+        run_keys = docs.columns[key].take(pa.array(ends))
         if by_rule_runs:  # their keys may be of any type: the row rule's documents hold them
-            run_keys = run_keys.scatter(by_rule_runs, None)
+            typed = np.ones(len(starts), dtype=bool)
+            typed[by_rule_runs] = False
+            run_keys = pc.if_else(pa.array(typed), run_keys, pa.scalar(None, pa.string()))
         columns["userId"] = columns["_id"] = run_keys
         return FoldedBatch(columns, by_rule), len(docs)
 
 
-def _new_runs(docs: TypedBatch, key: str, typed: pl.Series) -> pl.Series:
+def _new_runs(docs: TypedBatch, key: str) -> Flags:
     """Whether each document starts a run: its key `!=` the one before it (exporters.rows)."""
-    if len(typed) == 0:
-        return pl.Series([], dtype=pl.Boolean)
-    first = pl.Series([True])
+    count = len(docs)
+    if count == 0:
+        return np.zeros(0, dtype=bool)
     odd = docs.suspect_fields[key]
     if not odd:
-        # Strings and None (missing or null) only: Python's `!=` is polars' ne_missing.
-        return pl.concat([first, typed.slice(1).ne_missing(typed.slice(0, len(typed) - 1))])
-    keys = typed.to_list()
+        # Strings and None (missing or null) only: Python's `!=` is "not the same string, or
+        # not both None".
+        keys = docs.columns[key]
+        before, after = keys.slice(0, count - 1), keys.slice(1)
+        same = pc.or_(
+            pc.fill_null(pc.equal(after, before), False),
+            pc.and_(pc.is_null(after), pc.is_null(before)),
+        )
+        changed: Flags = pc.invert(same).to_numpy(zero_copy_only=False)
+        return np.concatenate([[True], changed])
+    values = pl.Series(pl.from_arrow(docs.columns[key])).to_list()
     for index in odd:
-        keys[index] = docs.doc(index).get(key)  # as the driver decodes it, hostile or not
+        values[index] = docs.doc(index).get(key)  # as the driver decodes it, hostile or not
     # The row engine's test, operands in its order: `key != previous key`.
-    return pl.concat([first, pl.Series(list(map(bool, map(operator.ne, keys[1:], keys[:-1]))))])
+    return np.array([True, *map(bool, map(operator.ne, values[1:], values[:-1]))], dtype=bool)
 
 
 def run_fold(group: GroupConsecutive, fields: Mapping[str, FieldType]) -> RunFold | None:
@@ -125,70 +142,69 @@ def run_fold(group: GroupConsecutive, fields: Mapping[str, FieldType]) -> RunFol
 
 
 def _user_runs(
-    docs: TypedBatch, run_of: pl.Series, fold: UserEntries, odd_markets: frozenset[int]
-) -> dict[str, pl.Series]:
+    docs: TypedBatch, run_of: Ints, starts: Ints, fold: UserEntries, odd_markets: frozenset[int]
+) -> dict[str, pa.Array]:
     """UserEntries' fields of each run from typed entry columns (exporters.folds states the
     rules); the market ids of entries in `odd_markets` are read by the rule from the decoded
     entries. A run with another suspect entry gets values here that its row-rule document
-    replaces.
+    replaces. With numpy and pyarrow's kernels, which run on the calling thread: polars'
+    sorts and group-bys cost as much again in its pool's threads, for chunks this small.
     """
-    frame = pl.DataFrame(
-        {
-            "run": run_of,
-            "market": pl.from_arrow(docs.columns["marketId"]),
-            "more": pl.from_arrow(docs.columns["additionalMarketIds"]),
-            "at": pl.from_arrow(docs.columns["createdAt"]),
-            "locale": pl.from_arrow(docs.columns["locale"]),
-        }
-    ).with_row_index("entry")
-    if odd_markets:
-        odd = sorted(odd_markets)
-        runs = run_of.gather(odd).to_list()
-        found = [
-            (run, m)
-            for run, i in zip(runs, odd, strict=True)
-            for m in fold.markets_of_entry(docs.doc(i))
-        ]
-        cleared = pl.Series("odd", [False] * len(frame)).scatter(odd, True)
-        frame = frame.with_columns(
-            pl.when(cleared).then(None).otherwise(pl.col(name)).alias(name)
-            for name in ("market", "more")
-        )
-        # One more row per id the rule found: no date, no locale, after the run's entries.
-        extra = pl.DataFrame(
-            {
-                "entry": pl.Series(range(len(frame), len(frame) + len(found)), dtype=pl.UInt32),
-                "run": pl.Series([run for run, _ in found], dtype=run_of.dtype),
-                "market": pl.Series([m for _, m in found], dtype=pl.String),
-            }
-        )
-        frame = pl.concat([frame, extra], how="diagonal")
-    ids = pl.col("market").append(pl.col("more").list.explode(keep_nulls=False))
-    truthy = pl.col("locale").is_not_null() & (pl.col("locale") != "")
-    # By time within each run, the dated entries first (by time, then position), then the
-    # undated ones in order: so a run's first date is its earliest (Python's datetimes order
-    # as their milliseconds do), and its first truthy locale is the fold's.
-    folded = (
-        frame.sort(["run", "at", "entry"], nulls_last=True)
-        .group_by("run", maintain_order=True)
-        .agg(
-            # Distinct non-empty market ids, primary and additional alike (nulls never count).
-            ids.filter(ids.is_not_null() & (ids != "")).n_unique().alias("marketCount"),
-            pl.col("at").first().alias("firstEntryAt"),
-            pl.col("locale").filter(truthy).first(),
-        )
-    )
+    dates = pc.fill_null(pc.cast(docs.columns["createdAt"], pa.int64()), _NO_DATE).to_numpy()
+    # Python's datetimes order as their milliseconds do: a run's first date is its least.
+    first = np.minimum.reduceat(dates, starts)
     return {
-        "marketCount": folded["marketCount"].cast(pl.Int64),
-        "firstEntryAt": folded["firstEntryAt"],
-        "locale": folded["locale"],
+        "marketCount": pa.array(_market_counts(docs, run_of, len(starts), fold, odd_markets)),
+        "firstEntryAt": pa.array(first, mask=first == _NO_DATE).cast(pa.timestamp("ms")),
+        "locale": _first_locales(docs.columns["locale"], run_of, dates, len(starts)),
     }
+
+
+def _market_counts(
+    docs: TypedBatch, run_of: Ints, runs: int, fold: UserEntries, odd_markets: frozenset[int]
+) -> Ints:
+    """Each run's distinct non-empty market ids, primary and additional alike."""
+    more = docs.columns["additionalMarketIds"]
+    ids = pa.concat_arrays([docs.columns["marketId"], pc.list_flatten(more)])
+    owners = np.concatenate([np.arange(len(docs)), pc.list_parent_indices(more).to_numpy()])
+    # A null id (missing, or a null item) never counts, nor does "".
+    counted: Flags = pc.fill_null(pc.not_equal(ids, ""), False).to_numpy(zero_copy_only=False)
+    extra_runs: list[int] = []
+    extra_ids: list[str] = []
+    if odd_markets:
+        odd = np.array(sorted(odd_markets))
+        counted &= ~np.isin(owners, odd)
+        for run, index in zip(run_of[odd].tolist(), odd.tolist(), strict=True):
+            found = fold.markets_of_entry(docs.doc(index))
+            extra_runs += [run] * len(found)
+            extra_ids += found
+    id_runs = np.concatenate([run_of[owners[counted]], np.array(extra_runs, dtype=np.int64)])
+    kept = pa.concat_arrays([ids.filter(pa.array(counted)), pa.array(extra_ids, pa.string())])
+    codes = pc.dictionary_encode(kept).indices.to_numpy().astype(np.int64)
+    width = int(codes.max()) + 1 if len(codes) else 1
+    distinct = np.unique(id_runs * width + codes)
+    counts: Ints = np.bincount(distinct // width, minlength=runs).astype(np.int64)
+    return counts
+
+
+def _first_locales(locales: pa.Array, run_of: Ints, dates: Ints, runs: int) -> pa.Array:
+    """Each run's first truthy locale by time: dated entries by (time, position), then the
+    undated ones (their date is _NO_DATE) by position."""
+    truthy: Flags = pc.fill_null(pc.not_equal(locales, ""), False).to_numpy(zero_copy_only=False)
+    candidates = np.flatnonzero(truthy)
+    ordered = candidates[np.lexsort((candidates, dates[candidates], run_of[candidates]))]
+    their_runs = run_of[ordered]
+    first = np.ones(len(ordered), dtype=bool)
+    first[1:] = their_runs[1:] != their_runs[:-1]
+    chosen = np.full(runs, -1, dtype=np.int64)
+    chosen[their_runs[first]] = ordered[first]
+    return pc.take(locales, pa.array(chosen, mask=chosen < 0))
 
 
 class FoldedBatch:
     """The folded documents of a chunk, read by the engine as it reads a TypedBatch."""
 
-    def __init__(self, columns: Mapping[str, pl.Series], by_rule: Mapping[int, Doc]) -> None:
+    def __init__(self, columns: Mapping[str, pa.Array], by_rule: Mapping[int, Doc]) -> None:
         self._columns = columns
         self._by_rule = by_rule
         self._suspect = frozenset(by_rule)
@@ -211,19 +227,20 @@ class FoldedBatch:
         found = self._by_rule.get(index)
         if found is not None:
             return found
-        user_id = self._columns["userId"][index]
-        millis = self._columns["firstEntryAt"].cast(pl.Int64)[index]
+        user_id = self._columns["userId"][index].as_py()
+        millis = pc.cast(self._columns["firstEntryAt"], pa.int64())[index].as_py()
         return {
             "_id": user_id,
             "userId": user_id,
-            "marketCount": self._columns["marketCount"][index],
+            "marketCount": self._columns["marketCount"][index].as_py(),
             "firstEntryAt": None if millis is None else _EPOCH + dt.timedelta(milliseconds=millis),
-            "locale": self._columns["locale"][index],
+            "locale": self._columns["locale"][index].as_py(),
         }
 
     def values(self, dotted: str) -> list[Any]:
         """Python values of a STR field; row-rule documents read as they are."""
-        values: list[Any] = self._columns[dotted].to_list()
+        # polars builds the Python objects several times faster than Array.to_pylist.
+        values: list[Any] = pl.Series(pl.from_arrow(self._columns[dotted])).to_list()
         parts = dotted.split(".")
         for index, doc in self._by_rule.items():
             values[index] = read_path(doc, parts)
@@ -231,7 +248,7 @@ class FoldedBatch:
 
     def formatted(self, dotted: str) -> pl.Series:
         """The field's cells (null for ''); rows of row-rule documents are to be replaced."""
-        return format_column(self._columns[dotted].to_arrow(), FOLDED_FIELDS[dotted])
+        return format_column(self._columns[dotted], FOLDED_FIELDS[dotted])
 
 
 def _new_run(key: Any, previous: Any) -> bool:
