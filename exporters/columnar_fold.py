@@ -102,7 +102,7 @@ class RunFold:
         if by_rule_runs:  # their keys may be of any type: the row rule's documents hold them
             typed = np.ones(len(starts), dtype=bool)
             typed[by_rule_runs] = False
-            run_keys = pc.if_else(pa.array(typed), run_keys, pa.scalar(None, pa.string()))
+            run_keys = pc.if_else(pa.array(typed), run_keys, pa.scalar(None, run_keys.type))
         columns["userId"] = columns["_id"] = run_keys
         return FoldedBatch(columns, by_rule), len(docs)
 
@@ -165,7 +165,9 @@ def _market_counts(
 ) -> Ints:
     """Each run's distinct non-empty market ids, primary and additional alike."""
     more = docs.columns["additionalMarketIds"]
-    ids = pa.concat_arrays([docs.columns["marketId"], pc.list_flatten(more)])
+    primary = docs.columns["marketId"]
+    # (Of one string type whichever the decoder builds, string or large_string.)
+    ids = pa.concat_arrays([primary, pc.list_flatten(more).cast(primary.type)])
     owners = np.concatenate([np.arange(len(docs)), pc.list_parent_indices(more).to_numpy()])
     # A null id (missing, or a null item) never counts, nor does "".
     counted: Flags = pc.fill_null(pc.not_equal(ids, ""), False).to_numpy(zero_copy_only=False)
@@ -179,7 +181,7 @@ def _market_counts(
             extra_runs += [run] * len(found)
             extra_ids += found
     id_runs = np.concatenate([run_of[owners[counted]], np.array(extra_runs, dtype=np.int64)])
-    kept = pa.concat_arrays([ids.filter(pa.array(counted)), pa.array(extra_ids, pa.string())])
+    kept = pa.concat_arrays([ids.filter(pa.array(counted)), pa.array(extra_ids, ids.type)])
     codes = pc.dictionary_encode(kept).indices.to_numpy().astype(np.int64)
     width = int(codes.max()) + 1 if len(codes) else 1
     distinct = np.unique(id_runs * width + codes)
