@@ -175,7 +175,9 @@ def _market_counts(
     extra_ids: list[str] = []
     if odd_markets:
         odd = np.array(sorted(odd_markets))
-        counted &= ~np.isin(owners, odd)
+        is_odd = np.zeros(len(docs), dtype=bool)
+        is_odd[odd] = True
+        counted &= ~is_odd[owners]
         for run, index in zip(run_of[odd].tolist(), odd.tolist(), strict=True):
             found = fold.markets_of_entry(docs.doc(index))
             extra_runs += [run] * len(found)
@@ -184,23 +186,38 @@ def _market_counts(
     kept = pa.concat_arrays([ids.filter(pa.array(counted)), pa.array(extra_ids, ids.type)])
     codes = pc.dictionary_encode(kept).indices.to_numpy().astype(np.int64)
     width = int(codes.max()) + 1 if len(codes) else 1
-    distinct = np.unique(id_runs * width + codes)
+    # Each (run, id) once: sorted, then the first of equal neighbours (np.unique hashes them,
+    # several times slower here).
+    pairs = np.sort(id_runs * width + codes)
+    distinct = pairs[_firsts(pairs)]
     counts: Ints = np.bincount(distinct // width, minlength=runs).astype(np.int64)
     return counts
 
 
 def _first_locales(locales: pa.Array, run_of: Ints, dates: Ints, runs: int) -> pa.Array:
     """Each run's first truthy locale by time: dated entries by (time, position), then the
-    undated ones (their date is _NO_DATE) by position."""
+    undated ones (their date is _NO_DATE) by position; that is, the first by position of
+    the run's candidates at their least date (no sort: they come in run order)."""
     truthy: Flags = pc.fill_null(pc.not_equal(locales, ""), False).to_numpy(zero_copy_only=False)
     candidates = np.flatnonzero(truthy)
-    ordered = candidates[np.lexsort((candidates, dates[candidates], run_of[candidates]))]
-    their_runs = run_of[ordered]
-    first = np.ones(len(ordered), dtype=bool)
-    first[1:] = their_runs[1:] != their_runs[:-1]
     chosen = np.full(runs, -1, dtype=np.int64)
-    chosen[their_runs[first]] = ordered[first]
+    if len(candidates):
+        their_runs = run_of[candidates]
+        their_dates = dates[candidates]
+        begins_run = _firsts(their_runs)
+        segment = np.cumsum(begins_run) - 1
+        least = np.minimum.reduceat(their_dates, np.flatnonzero(begins_run))
+        at_least = np.flatnonzero(their_dates == least[segment])
+        picked = at_least[_firsts(segment[at_least])]
+        chosen[their_runs[picked]] = candidates[picked]
     return pc.take(locales, pa.array(chosen, mask=chosen < 0))
+
+
+def _firsts(values: Ints) -> Flags:
+    """Whether each value differs from the one before it (the first always does)."""
+    first = np.ones(len(values), dtype=bool)
+    first[1:] = values[1:] != values[:-1]
+    return first
 
 
 class FoldedBatch:
