@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import operator
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,13 +66,28 @@ class RunFold:
     group: GroupConsecutive
     schema: BatchSchema  # the key and the fields the fold reads, as source columns
 
-    async def whole_runs(self, chunks: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
-        """The chunks re-cut at run boundaries (the looking up of keys runs in a thread)."""
+    async def whole_runs(
+        self, replies: AsyncIterator[bytes], chunk_bytes: int
+    ) -> AsyncGenerator[bytes, None]:
+        """The replies joined into chunks of at least `chunk_bytes` as exporters.runner's
+        `_coalesced` joins them (0: each reply alone), each cut after its last whole run.
+
+        The cut is looked for from the end of the chunk's last reply: only the replies it
+        walks back through are split into documents (in a thread, with the keys decoded).
+        """
         carry = _Carry(self.group.key)
-        async for chunk in chunks:
-            whole = await asyncio.to_thread(carry.take, chunk)
-            if whole:
-                yield whole
+        held: list[bytes] = []
+        size = 0
+        async for reply in replies:
+            held.append(reply)
+            size += len(reply)
+            if size >= chunk_bytes:
+                whole = await asyncio.to_thread(carry.take, held)
+                held, size = [], 0
+                if whole:
+                    yield whole
+        if held and (whole := await asyncio.to_thread(carry.take, held)):
+            yield whole
         if carry.pending:
             yield carry.rest()
 
@@ -276,27 +291,37 @@ def _new_run(key: Any, previous: Any) -> bool:
 
 
 class _Carry:
-    """The run a chunk ended with, held (as document bytes) until a chunk ends it."""
+    """The run the replies so far ended with, held (as document bytes) until one ends it."""
 
     def __init__(self, key: str) -> None:
         self._key = key
         self.pending: list[bytes] = []
-        self._last_key: Any = None
+        self._last_key: Any = None  # the key of the last document held
 
-    def take(self, chunk: bytes) -> bytes:
-        """The bytes of the whole runs this chunk completes (with those carried before it)."""
-        offsets = document_offsets(chunk)
-        count = len(offsets) - 1
-        if count == 0:
-            return b""
-        cut = self._last_boundary(chunk, offsets)
-        last_key = self._key_at(chunk, offsets, count - 1)
-        if cut == 0 and self.pending and self._continues(chunk, offsets):
-            self.pending.append(chunk)  # the carried run goes on through the whole chunk
-            self._last_key = last_key
-            return b""
-        whole = b"".join([*self.pending, chunk[: offsets[cut]]])
-        self.pending = [chunk[offsets[cut] :]]
+    def take(self, replies: list[bytes]) -> bytes:
+        """The bytes of the whole runs these replies complete (with those held before)."""
+        backwards = self._backwards(replies)
+        last = next(backwards, None)
+        if last is None:
+            return b""  # no documents
+        later_key = last_key = self._key_at(replies, last)
+        later = last
+        cut = None  # where the last run starts: (reply, byte offset)
+        for place in backwards:
+            key = self._key_at(replies, place)
+            if _new_run(later_key, key):
+                cut = later[:2]
+                break
+            later_key, later = key, place
+        if cut is None:  # one run throughout: it may go on from the one held
+            if self.pending and not _new_run(later_key, self._last_key):
+                self.pending += replies
+                self._last_key = last_key
+                return b""
+            cut = later[:2]
+        at, offset = cut
+        whole = b"".join([*self.pending, *replies[:at], replies[at][:offset]])
+        self.pending = [replies[at][offset:], *replies[at + 1 :]]
         self._last_key = last_key
         return whole
 
@@ -305,22 +330,16 @@ class _Carry:
         self.pending = []
         return rest
 
-    def _last_boundary(self, chunk: bytes, offsets: Sequence[int]) -> int:
-        """The first document of the chunk's last run (0 when no run starts after it)."""
-        at = len(offsets) - 2
-        key = self._key_at(chunk, offsets, at)
-        while at > 0:
-            before = self._key_at(chunk, offsets, at - 1)
-            if _new_run(key, before):
-                return at
-            at, key = at - 1, before
-        return 0
+    @staticmethod
+    def _backwards(replies: list[bytes]) -> Iterator[tuple[int, int, int]]:
+        """(reply, start, end) of each document, the last first; a reply is split into
+        documents only when the walk reaches it."""
+        for at in range(len(replies) - 1, -1, -1):
+            offsets = document_offsets(replies[at])
+            for index in range(len(offsets) - 2, -1, -1):
+                yield at, offsets[index], offsets[index + 1]
 
-    def _continues(self, chunk: bytes, offsets: Sequence[int]) -> bool:
-        """Whether the chunk's first document is in the run carried from before."""
-        return not _new_run(self._key_at(chunk, offsets, 0), self._last_key)
-
-    def _key_at(self, chunk: bytes, offsets: Sequence[int], index: int) -> Any:
+    def _key_at(self, replies: list[bytes], place: tuple[int, int, int]) -> Any:
         # Decoded as the driver decodes it: equality of keys is that of the row engine's.
-        doc = bson.decode(chunk[offsets[index] : offsets[index + 1]], DRIVER_CODEC_OPTIONS)
-        return doc.get(self._key)
+        at, start, end = place
+        return bson.decode(replies[at][start:end], DRIVER_CODEC_OPTIONS).get(self._key)

@@ -190,9 +190,11 @@ async def _write_columnar(
                 sort=spec.source.sort or None,
             )
         ) as replies:
-            chunks = _coalesced(replies, options.columnar_chunk_bytes)
-            if plan.fold is not None:
-                chunks = plan.fold.whole_runs(chunks)  # a fold's runs are never split
+            chunks = (
+                _coalesced(replies, options.columnar_chunk_bytes)
+                if plan.fold is None
+                else plan.fold.whole_runs(replies, options.columnar_chunk_bytes)
+            )
             encoded = _encoded(chunks, columnar, options.columnar_in_flight)
             async with aclosing(
                 read_ahead(encoded, options.pipeline_depth, name="export-columnar")

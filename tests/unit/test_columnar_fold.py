@@ -110,22 +110,24 @@ def _row_rule_docs(docs: list[Doc]) -> list[Doc]:
     return [*folded, group.fold(run.key, run.pending)] if run.pending else folded
 
 
-async def _chunks(chunks: list[bytes]) -> AsyncIterator[bytes]:
-    for chunk in chunks:
-        yield chunk
+async def _chunks(replies: list[bytes]) -> AsyncIterator[bytes]:
+    for reply in replies:
+        yield reply
 
 
 async def test_whole_runs_cut_only_where_the_row_engine_starts_a_run() -> None:
     docs = [bson.encode(doc) for doc in _entries(HOSTILE_KEYS, random.Random(1))]
     starts = _run_starts(_decoded(docs))
-    for seed in range(40):
+    for seed in range(60):
         rng = random.Random(seed)
-        chunks, at = [], 0
+        replies, at = [], 0
         while at < len(docs):
-            size = rng.randint(1, 7)
-            chunks.append(b"".join(docs[at : at + size]))
+            size = rng.randint(0, 7)  # an empty reply too, now and then
+            replies.append(b"".join(docs[at : at + size]))
             at += size
-        out = [chunk async for chunk in _fold().whole_runs(_chunks(chunks))]
+        # Each reply alone, or several joined (the cut then walks back through them).
+        chunk_bytes = rng.choice([0, 300, 1500])
+        out = [chunk async for chunk in _fold().whole_runs(_chunks(replies), chunk_bytes)]
         assert b"".join(out) == b"".join(docs)
         firsts, at = [], 0
         for chunk in out:
@@ -137,8 +139,8 @@ async def test_whole_runs_cut_only_where_the_row_engine_starts_a_run() -> None:
 
 async def test_a_run_longer_than_a_chunk_is_carried_whole() -> None:
     docs = [bson.encode(doc) for doc in _entries(["u0", *["u1"] * 9, "u2"], random.Random(2))]
-    chunks = [b"".join(docs[at : at + 3]) for at in range(0, len(docs), 3)]
-    out = [chunk async for chunk in _fold().whole_runs(_chunks(chunks))]
+    replies = [b"".join(docs[at : at + 3]) for at in range(0, len(docs), 3)]
+    out = [chunk async for chunk in _fold().whole_runs(_chunks(replies), 0)]
     assert [len(bson.decode_all(chunk)) for chunk in out] == [1, 9, 1]
 
 
