@@ -4,9 +4,9 @@ The row engine (exporters.rows.grouped) cuts the sorted source into runs where a
 key `!=` the one before it, by Python equality of the decoded values (hostile keys too), and
 folds each run with the spec's fold. Here, in two steps:
 
-- `whole_runs` re-cuts the stream of source chunks so that each chunk holds whole runs: the
-  run a chunk ends with may go on in the next one, so its documents' bytes are carried into
-  it (memory: a chunk plus one run, as the row engine holds one run).
+- `whole_runs` joins the source's replies into chunks that hold whole runs: the run a chunk
+  ends with may go on in the next one, so its documents' bytes are carried into it (memory:
+  a chunk plus one run, as the row engine holds one run).
 - `RunFold.fold` turns a chunk of whole runs into the folded documents as typed columns
   (a `FoldedBatch`, which the engine reads as it reads a decoded source batch). A run with a
   document whose columns cannot stand for a field the fold reads is folded by the row rule
@@ -53,6 +53,13 @@ FOLDED_FIELDS: Mapping[str, FieldType] = {
 }
 """The fields of a UserEntries document, as typed columns (an odd run's are suspect)."""
 
+_EMPTY = {
+    "_id": pa.string(),
+    "userId": pa.string(),
+    "marketCount": pa.int64(),
+    "firstEntryAt": pa.timestamp("ms"),
+    "locale": pa.string(),
+}  # FOLDED_FIELDS' Arrow types, for a chunk without documents
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _NO_DATE = np.iinfo(np.int64).max  # an undated entry's time: after every date
 Ints = npt.NDArray[np.int64]
@@ -94,6 +101,8 @@ class RunFold:
     def fold(self, raw: bytes) -> tuple[FoldedBatch, int]:
         """A chunk of whole runs folded, and how many source documents it held."""
         docs = self.schema.decode(raw)
+        if len(docs) == 0:
+            return FoldedBatch({name: pa.nulls(0, kind) for name, kind in _EMPTY.items()}, {}), 0
         key = self.group.key
         new_run = _new_runs(docs, key)
         run_of = np.cumsum(new_run) - 1
@@ -125,8 +134,6 @@ class RunFold:
 def _new_runs(docs: TypedBatch, key: str) -> Flags:
     """Whether each document starts a run: its key `!=` the one before it (exporters.rows)."""
     count = len(docs)
-    if count == 0:
-        return np.zeros(0, dtype=bool)
     odd = docs.suspect_fields[key]
     if not odd:
         # Strings and None (missing or null) only: Python's `!=` is "not the same string, or

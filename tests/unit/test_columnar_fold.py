@@ -226,3 +226,10 @@ async def test_progress_counts_the_entries_read_not_the_rows() -> None:
     assert result.row_count == len({entry["userId"] for entry in entries})
     assert reports[-1].documents_read == len(entries)
     assert reports[-1].row_count == result.row_count
+
+
+def test_a_chunk_without_documents_folds_to_none() -> None:
+    batch, read = _fold().fold(b"")
+    assert (len(batch), read) == (0, 0)
+    assert batch.values("userId") == []
+    assert [batch.formatted(name).to_list() for name in FOLDED_FIELDS] == [[]] * 5
