@@ -454,13 +454,18 @@ class ColumnarBatches:
         self.exclusion: ExclusionPass | None = None
         self.skipped = 0
         self.documents = 0
+        # One chunk's CPU work at a time: chunks are worked on a few at once so that one's
+        # look-ups overlap another's CPU work, not so that two threads take turns at the
+        # interpreter lock with the event loop (its lateness doubled at p99 when they did).
+        self._cpu = asyncio.Semaphore(1)
 
     async def encode(self, raw: bytes) -> ColumnarBatch:
         # The CPU work runs in a thread so that heartbeats, timers and views keep their turn;
         # the look-ups between the two halves are awaited on the loop.
         # Counters are kept on the loop's thread: chunks are encoded a few at a time, and
         # their threads would race on them.
-        stage = await asyncio.to_thread(self._prepare, raw)
+        async with self._cpu:
+            stage = await asyncio.to_thread(self._prepare, raw)
         self.documents += stage.read
         joined = await asyncio.gather(
             *(
@@ -470,7 +475,8 @@ class ColumnarBatches:
                 )
             )
         )
-        encoded = await asyncio.to_thread(self._finish, stage, list(joined))
+        async with self._cpu:
+            encoded = await asyncio.to_thread(self._finish, stage, list(joined))
         self.skipped += encoded.skipped
         return encoded
 
@@ -539,7 +545,8 @@ class ColumnarBatches:
         replies = await self._raw_source.find_in_raw(
             join.collection, join.field if chosen else "_id", wanted, projection=join.projection
         )
-        return await asyncio.to_thread(_indexed, plan, replies, keys)
+        async with self._cpu:
+            return await asyncio.to_thread(_indexed, plan, replies, keys)
 
     # -- after the look-ups -------------------------------------------------------------
 

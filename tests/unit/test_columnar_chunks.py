@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import threading
 from collections.abc import AsyncGenerator, Callable
+from typing import Any
 
 import bson
 import pytest
 
 from exporters.bson_columns import document_offsets
 from exporters.cell_frames import EncodedBatch
-from exporters.runner import _coalesced, _encoded
+from exporters.columnar import ColumnarBatches, columnar_plan
+from exporters.registry import get_spec
+from exporters.runner import _coalesced, _encoded, load_context
+from tests.fakes import InMemorySource
 
 
 async def _replies(sizes: list[int]) -> AsyncGenerator[bytes, None]:
@@ -129,3 +134,63 @@ async def test_closing_early_cancels_the_chunks_being_encoded() -> None:
     assert (await first).data == b"a"
     await batches.aclose()
     assert encoder.cancelled == [b"b"]
+
+
+class _WatchedBatches(ColumnarBatches):
+    """The engine's batches, recording how many chunks' CPU work ran at once.
+
+    Each CPU step waits a little for another to start beside it, so that two steps that
+    could overlap do.
+    """
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self._lock = threading.Lock()
+        self._inside = 0
+        self.most_at_once = 0
+        self._another = threading.Event()
+
+    def _step(self, work: Callable[[], Any]) -> Any:
+        with self._lock:
+            self._inside += 1
+            self.most_at_once = max(self.most_at_once, self._inside)
+            if self._inside > 1:
+                self._another.set()
+        try:
+            self._another.wait(timeout=0.2)
+            return work()
+        finally:
+            with self._lock:
+                self._inside -= 1
+
+    def _prepare(self, raw: bytes) -> Any:
+        return self._step(lambda: super(_WatchedBatches, self)._prepare(raw))
+
+    def _finish(self, stage: Any, joined: Any) -> Any:
+        return self._step(lambda: super(_WatchedBatches, self)._finish(stage, joined))
+
+
+async def test_chunks_in_flight_run_their_cpu_work_one_at_a_time() -> None:
+    # Two chunks are worked on at once so that one's look-ups overlap the other's CPU work;
+    # their CPU work itself takes turns, or two threads contend with the event loop.
+    users = [{"_id": f"u{i}", "email": f"u{i}@example.com"} for i in range(40)]
+    entries = [
+        {"_id": f"e{i}", "campaignId": "c1", "userId": f"u{i % 40}", "marketId": "m1"}
+        for i in range(60)
+    ]
+    source = InMemorySource(
+        {
+            "campaigns": [{"_id": "c1", "name": "C"}],
+            "markets": [{"_id": "m1", "campaignId": "c1", "name": "M"}],
+            "users": users,
+            "entries": entries,
+        }
+    )
+    spec = get_spec("entries")
+    plan = columnar_plan(spec)
+    ctx = await load_context(spec, source, export_id="x", campaign_id="c1", params={})
+    batches = _WatchedBatches(plan, ctx, source, source)
+    raws = [raw async for raw in source.find_raw("entries", {"campaignId": "c1"}, batch_size=20)]
+    encoded = [batch async for batch in _encoded(_chunks_of(*raws), batches, in_flight=2)]
+    assert sum(batch.rows for batch in encoded) == 60
+    assert batches.most_at_once == 1
