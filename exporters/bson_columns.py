@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute  # see below
 from bson.codec_options import CodecOptions
 
 from core.deps import Doc
@@ -68,6 +69,9 @@ _ALLOWED_TYPES: dict[FieldType, tuple[int, ...]] = {
 # Python's datetime (what the driver decodes to) holds years 1 to 9999 only.
 _MIN_MS = int((dt.datetime(1, 1, 1, tzinfo=dt.UTC).timestamp()) * 1000)
 _MAX_MS = int((dt.datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=dt.UTC).timestamp()) * 1000)
+
+# polars' from_arrow imports pyarrow.compute on its first call (about 40 ms of CPU, the
+# functions' docs parsed): imported with the engine, a worker's first export does not pay it.
 
 # The options the MongoDB adapter gives its clients: documents decode as the row engine sees them.
 DRIVER_CODEC_OPTIONS: CodecOptions[Doc] = CodecOptions(tz_aware=True, tzinfo=dt.UTC)
