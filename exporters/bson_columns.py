@@ -184,7 +184,10 @@ def _column(
 
     `hits` are the field's elements, `docs` the document each is in."""
     types = elements.kind[hits]
-    right = np.isin(types, _ALLOWED_TYPES[kind])
+    allowed = _ALLOWED_TYPES[kind]
+    right = types == allowed[0]
+    for other in allowed[1:]:
+        right |= types == other
     suspect = _flags(docs[~right & (types != _NULL)], count) | _repeated(docs, count)
     docs, hits = docs[right], hits[right]
     value, end = elements.value[hits], elements.end[hits]
@@ -200,26 +203,38 @@ def _column(
         valid[docs[odd]] = False
         flags = np.zeros(count, dtype=np.bool_)
         flags[docs] = byte == 1
-        return pa.array(flags, mask=~valid), suspect
+        return _array(pa.bool_(), _bits(flags), valid), suspect
     if kind is FieldType.DATE:
         millis = np.zeros(count, dtype=np.int64)
         millis[docs] = buffer.i8[value]
         outside = valid & ((millis < _MIN_MS) | (millis > _MAX_MS))
         suspect |= outside
         valid &= ~outside
-        return pa.array(millis, type=pa.timestamp("ms"), mask=~valid), suspect
+        return _array(pa.timestamp("ms"), millis, valid), suspect
     if kind is FieldType.INT:
         numbers = np.zeros(count, dtype=np.int64)
         small = elements.kind[hits] == _INT32
         numbers[docs[small]] = buffer.i4[value[small]]
         numbers[docs[~small]] = buffer.i8[value[~small]]
-        return pa.array(numbers, mask=~valid), suspect
+        return _array(pa.int64(), numbers, valid), suspect
     doubles = np.zeros(count, dtype=np.float64)
     doubles[docs] = buffer.f8[value]
     nan = valid & np.isnan(doubles)
     suspect |= nan
     valid &= ~nan
-    return pa.array(doubles, mask=~valid), suspect
+    return _array(pa.float64(), doubles, valid), suspect
+
+
+def _bits(flags: Flags) -> npt.NDArray[np.uint8]:
+    """An Arrow bitmap of the flags."""
+    return np.packbits(flags, bitorder="little")
+
+
+def _array(kind: pa.DataType, values: npt.NDArray[Any], valid: Flags) -> pa.Array:
+    """An Arrow array over the values' own memory (pa.array with a mask copies, slowly)."""
+    return pa.Array.from_buffers(
+        kind, valid.size, [pa.py_buffer(_bits(valid)), pa.py_buffer(values)]
+    )
 
 
 def _strings(

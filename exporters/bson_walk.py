@@ -11,7 +11,7 @@ then leaves every value to the driver's own decoding.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -61,6 +61,8 @@ for _kind, (_extra, _least) in {
 _ONES = np.uint64(0x0101010101010101)
 _HIGHS = np.uint64(0x8080808080808080)
 _BYTE_NUMBERS = np.uint64(0x0706050403020100)
+_ONE, _SEVEN, _TOP_BYTE = np.uint64(1), np.uint64(7), np.uint64(56)
+_MASKS = np.array([(1 << (8 * n)) - 1 for n in range(8)] + [2**64 - 1], dtype=np.uint64)
 
 
 class Malformed(ValueError):
@@ -86,22 +88,17 @@ class Buffer:
 
     def cstring_end(self, at: Ints) -> Ints:
         """Where the first NUL at or after each position is (eight bytes per numpy step)."""
-        end = np.empty_like(at)
-        todo = np.arange(at.size)
-        current = at
-        while todo.size:
-            if current.max(initial=0) > self.size:
-                raise Malformed("a name or string runs past the data")
-            words: npt.NDArray[np.uint64] = self.u8[current]
-            # The lowest set bit marks the first zero byte (borrows only reach higher bytes).
-            zero = (words - _ONES) & ~words & _HIGHS
-            found = zero != 0
-            hit = zero[found]
-            # Byte k's bit alone, moved to bit 8k, times the bytes 0..7: the top byte is 7-k.
-            lowest = (hit & (~hit + np.uint64(1))) >> np.uint64(7)
-            index = np.uint64(7) - ((lowest * _BYTE_NUMBERS) >> np.uint64(56))
-            end[todo[found]] = current[found] + index.astype(np.int64)
-            todo, current = todo[~found], current[~found] + 8
+        if at.size and at.max() > self.size:
+            raise Malformed("a name or string runs past the data")
+        words: npt.NDArray[np.uint64] = self.u8[at]
+        # The lowest set bit marks the first zero byte (borrows only reach higher bytes).
+        zero = (words - _ONES) & ~words & _HIGHS
+        # Byte k's bit alone, moved to bit 8k, times the bytes 0..7: the top byte is 7-k.
+        lowest = (zero & (~zero + _ONE)) >> _SEVEN
+        end = at + (_SEVEN - ((lowest * _BYTE_NUMBERS) >> _TOP_BYTE)).astype(np.int64)
+        longer = zero == 0  # no NUL in these eight bytes: on to the next eight
+        if longer.any():
+            end[longer] = self.cstring_end(at[longer] + 8)
         return end
 
 
@@ -115,11 +112,19 @@ class Elements:
     name_length: Ints
     value: Ints  # where its value starts
     end: Ints  # where its value ends
+    _first_words: npt.NDArray[np.uint64] | None = field(default=None, repr=False, compare=False)
 
     def named(self, buffer: Buffer, name: bytes) -> Ints:
         """The indexes of the elements called `name`."""
-        hits = np.flatnonzero(self.name_length == len(name))
-        for at in range(0, len(name), 8):
+        if self._first_words is None:
+            # Each name's first eight bytes (fewer for a shorter name, the rest zeroed): one
+            # comparison per element tells most names apart.
+            words = buffer.u8[self.name] & _MASKS[np.minimum(self.name_length, 8)]
+            object.__setattr__(self, "_first_words", words)
+        assert self._first_words is not None  # noqa: S101 (set just above)
+        first = np.uint64(int.from_bytes(name[:8], "little"))
+        hits = np.flatnonzero((self._first_words == first) & (self.name_length == len(name)))
+        for at in range(8, len(name), 8):
             if not hits.size:
                 break
             word = name[at : at + 8]
@@ -146,7 +151,7 @@ def walk(buffer: Buffer, starts: Ints, ends: Ints) -> Elements:
             position, owner = position[more], owner[more]
             if not position.size:
                 break
-        parts.append(_step(buffer, position, owner, last))
+        parts.append(_step(buffer, position, owner, last[owner]))
         position = parts[-1][-1]
     if not parts:
         empty = np.zeros(0, dtype=np.int64)
@@ -155,35 +160,30 @@ def walk(buffer: Buffer, starts: Ints, ends: Ints) -> Elements:
     return Elements(*columns)
 
 
-def _step(buffer: Buffer, position: Ints, owner: Ints, last: Ints) -> tuple[Ints, ...]:
-    """The element at each position: owner, type byte, name, name's length, value, end."""
-    kind = buffer.u1[position].astype(np.int64)
+def _step(buffer: Buffer, position: Ints, owner: Ints, limit: Ints) -> tuple[Ints, ...]:
+    """The element at each position: owner, type byte, name, name's length, value, end
+    (`limit`: where each one's container closes)."""
+    kind = buffer.u1[position]
     name_end = buffer.cstring_end(position + 1)
     value = name_end + 1
-    if (value > last[owner]).any():
+    if (value > limit).any():
         raise Malformed("a name that runs past its container")
-    size = _SIZE[kind]
-    odd = size < 0
-    if odd.any():
-        size[odd] = _variable_sizes(buffer, kind[odd], value[odd])
-    end = value + size
-    if (end > last[owner]).any():
-        raise Malformed("a value that runs past its container")
-    return owner, kind, position + 1, name_end - position - 1, value, end
-
-
-def _variable_sizes(buffer: Buffer, kind: Ints, value: Ints) -> Ints:
     how = _SIZE[kind]
-    if (how == _UNKNOWN).any():
-        raise Malformed("an unknown type byte")
-    size = np.zeros(kind.size, dtype=np.int64)
-    prefixed = how == _PREFIXED
-    length = buffer.i4[value[prefixed]].astype(np.int64)
-    if (length < _LEAST[kind[prefixed]]).any():
-        raise Malformed("a length below its type's least")
-    size[prefixed] = length + _EXTRA[kind[prefixed]]
-    regex = how == _REGEX
-    if regex.any():
-        pattern_end = buffer.cstring_end(value[regex])
-        size[regex] = buffer.cstring_end(pattern_end + 1) + 1 - value[regex]
-    return size
+    size = how
+    if (how < 0).any():
+        if (how == _UNKNOWN).any():
+            raise Malformed("an unknown type byte")
+        # Every element's first four value bytes, read as a length where the type has one.
+        length = buffer.i4[value].astype(np.int64)
+        prefixed = how == _PREFIXED
+        if (prefixed & (length < _LEAST[kind])).any():
+            raise Malformed("a length below its type's least")
+        size = np.where(prefixed, length + _EXTRA[kind], how)
+        regex = how == _REGEX
+        if regex.any():
+            pattern_end = buffer.cstring_end(value[regex])
+            size[regex] = buffer.cstring_end(pattern_end + 1) + 1 - value[regex]
+    end = value + size
+    if (end > limit).any():
+        raise Malformed("a value that runs past its container")
+    return owner, kind.astype(np.int64), position + 1, name_end - position - 1, value, end
