@@ -123,3 +123,20 @@ def test_market_rows_list_each_entrys_markets_as_the_row_rules_do() -> None:
         )
     ]
     assert list(zip(docs, markets, primary, strict=True)) == expected
+
+
+def test_float_cells_are_pythons_repr_at_every_magnitude() -> None:
+    import numpy as np
+    import pyarrow as pa
+
+    from exporters.bson_columns import format_column
+
+    rng = np.random.default_rng(7)
+    anything = rng.integers(0, 2**64, size=200_000, dtype=np.uint64).view(np.float64)
+    magnitudes = 10.0 ** rng.uniform(-12, 22, size=200_000) * rng.choice([-1, 1], size=200_000)
+    edges = [0.0, -0.0, 1e-4, -1e-4, 9.999999999999999e-05, 1e-05, 1e16, 1e15, 5e-324]
+    values = np.concatenate([anything, magnitudes, np.round(magnitudes, 3), edges, [np.inf]])
+    values = values[~np.isnan(values)]
+    array = pa.array([*values.tolist(), None], type=pa.float64())
+    expected = [*map(repr, values.tolist()), None]
+    assert format_column(array, FieldType.FLOAT).to_list() == expected
