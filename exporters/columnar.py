@@ -17,6 +17,7 @@ reference.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import itertools
 import operator
@@ -216,8 +217,11 @@ def _indexed(plan: _JoinPlan, replies: list[bytes], keys: list[Any]) -> _Joined:
         position = dict(zip(ids, range(len(ids)), strict=True))  # the last of equal ids wins
     except TypeError:  # an _id that is a document or a list
         position = {key: at for at, key in enumerate(ids) if isinstance(key, str)}
-    for key in [key for key in position if not isinstance(key, str)]:
-        del position[key]
+    # Only a missing or null _id (None) or a suspect document's can be other than a string.
+    for key in [None, *(ids[at] for at in batch.suspect_fields["_id"])]:
+        if not isinstance(key, str):
+            with contextlib.suppress(KeyError, TypeError):  # absent, or unhashable
+                del position[key]
     return _Joined(plan, batch, _looked_up(position, keys), None)
 
 
