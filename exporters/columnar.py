@@ -304,6 +304,9 @@ def _string_keys(keys: list[Any]) -> set[str]:
         distinct = set(keys)
     except TypeError:
         return {key for key in keys if isinstance(key, str)}
+    distinct.discard(None)
+    if set(map(type, distinct)) <= {str}:  # the common case, told in C
+        return distinct
     return {key for key in distinct if isinstance(key, str)}
 
 
