@@ -158,7 +158,7 @@ def dataset(seed: int) -> dict[str, list[dict[str, Any]]]:
         )
         if isinstance(opt_ins, dict):
             opt_ins = {k: v for k, v in opt_ins.items() if v is not _MISSING}
-        # Field names pymongoarrow uses inside for nested values, as real fields.
+        # Field names like nested paths ("optIns.artist", "ids[]"), as real fields.
         odd_names: dict[str, Any] = {}
         if rng.random() < 0.05:
             odd_names["optIns.artist"] = True
