@@ -107,23 +107,25 @@ class Elements:
     """Every element of the walked containers, in no particular order."""
 
     owner: Ints  # the index of the container (document) it is in
-    kind: Ints  # its type byte
-    name: Ints  # where its name starts
-    name_length: Ints
+    kind: npt.NDArray[np.uint8]  # its type byte
+    name: Ints  # where its name starts (it ends on the NUL before `value`)
     value: Ints  # where its value starts
     end: Ints  # where its value ends
     _first_words: npt.NDArray[np.uint64] | None = field(default=None, repr=False, compare=False)
+    _name_length: Ints | None = field(default=None, repr=False, compare=False)
 
     def named(self, buffer: Buffer, name: bytes) -> Ints:
         """The indexes of the elements called `name`."""
-        if self._first_words is None:
+        if self._first_words is None or self._name_length is None:
             # Each name's first eight bytes (fewer for a shorter name, the rest zeroed): one
             # comparison per element tells most names apart.
-            words = buffer.u8[self.name] & _MASKS[np.minimum(self.name_length, 8)]
+            length = self.value - self.name - 1
+            words = buffer.u8[self.name] & _MASKS[np.minimum(length, 8)]
             object.__setattr__(self, "_first_words", words)
-        assert self._first_words is not None  # noqa: S101 (set just above)
+            object.__setattr__(self, "_name_length", length)
+        assert self._first_words is not None and self._name_length is not None  # noqa: S101, PT018
         first = np.uint64(int.from_bytes(name[:8], "little"))
-        hits = np.flatnonzero((self._first_words == first) & (self.name_length == len(name)))
+        hits = np.flatnonzero((self._first_words == first) & (self._name_length == len(name)))
         for at in range(8, len(name), 8):
             if not hits.size:
                 break
@@ -142,7 +144,7 @@ def walk(buffer: Buffer, starts: Ints, ends: Ints) -> Elements:
     if last.size and buffer.u1[last].any():
         raise Malformed("a container not ending on its NUL")
     position, owner = starts + 4, np.arange(starts.size)
-    parts: list[tuple[Ints, ...]] = []
+    parts: list[tuple[Ints, npt.NDArray[np.uint8], Ints, Ints, Ints]] = []
     while position.size:
         more = position < last[owner]
         if not more.all():
@@ -155,14 +157,16 @@ def walk(buffer: Buffer, starts: Ints, ends: Ints) -> Elements:
         position = parts[-1][-1]
     if not parts:
         empty = np.zeros(0, dtype=np.int64)
-        return Elements(empty, empty, empty, empty, empty, empty)
-    columns = [np.concatenate(column) for column in zip(*parts, strict=True)]
-    return Elements(*columns)
+        return Elements(empty, np.zeros(0, dtype=np.uint8), empty, empty, empty)
+    owner, kind, name, value, end = (np.concatenate(column) for column in zip(*parts, strict=True))
+    return Elements(owner, kind, name, value, end)
 
 
-def _step(buffer: Buffer, position: Ints, owner: Ints, limit: Ints) -> tuple[Ints, ...]:
-    """The element at each position: owner, type byte, name, name's length, value, end
-    (`limit`: where each one's container closes)."""
+def _step(
+    buffer: Buffer, position: Ints, owner: Ints, limit: Ints
+) -> tuple[Ints, npt.NDArray[np.uint8], Ints, Ints, Ints]:
+    """The element at each position: owner, type byte, name, value, end (`limit`: where
+    each one's container closes)."""
     kind = buffer.u1[position]
     name_end = buffer.cstring_end(position + 1)
     value = name_end + 1
@@ -186,4 +190,4 @@ def _step(buffer: Buffer, position: Ints, owner: Ints, limit: Ints) -> tuple[Int
     end = value + size
     if (end > limit).any():
         raise Malformed("a value that runs past its container")
-    return owner, kind.astype(np.int64), position + 1, name_end - position - 1, value, end
+    return owner, kind, position + 1, value, end
