@@ -19,6 +19,10 @@ Beside them, the same figure without the CPU the replay itself spends answering 
 reply's documents, looking up `$in` keys in its index), which a real server spends in its
 own process, and the source documents read per CPU-second (the figure that says how fast a
 type runs when it writes few rows of a full scan, as reminderEmailSample does).
+A join's look-ups answer with the join's projection applied (`_id` and the top-level fields it
+includes, in the document's order), as a server does in its own process; the projected
+documents are encoded outside the timed run, so the engine gets the bytes a server would send
+and does all of its own work on them.
 
     make bench                                  # 50k users (about 60k entries, 110k rows)
     python -m bench.engine --users 20000 --types entries,codes
@@ -45,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 import bson
+from bson.codec_options import CodecOptions, DatetimeConversion
 
 from core.deps import MultipartUpload
 from devstack.generate import BIG_CAMPAIGN_ID, COLLECTIONS, GENERATOR_VERSION, generated_documents
@@ -108,6 +113,37 @@ def _matches(doc: Mapping[str, Any], query: Mapping[str, Any]) -> bool:
     return True
 
 
+Projection = Mapping[str, Any] | None
+# Dates as milliseconds and every other value as its own type: a document re-encoded after
+# projection keeps the bytes of each value it keeps.
+_EXACT: CodecOptions[dict[str, Any]] = CodecOptions(
+    datetime_conversion=DatetimeConversion.DATETIME_MS
+)
+
+
+def projected(raw: bytes, projection: Projection) -> bytes:
+    """The document as a server returns it under an inclusion projection of top-level
+    fields: `_id` and the fields named, in the document's order."""
+    if not projection:
+        return raw
+    if any("." in name for name in projection) or not all(projection.values()):
+        raise ValueError(
+            f"the replay applies inclusion projections of top-level fields only: {projection}"
+        )
+    kept = {"_id", *projection}
+    doc = bson.decode(raw, codec_options=_EXACT)
+    return bson.encode({name: value for name, value in doc.items() if name in kept})
+
+
+def _projection_key(projection: Projection) -> str:
+    return repr(sorted(projection.items())) if projection else ""
+
+
+def join_fields(spec: Any) -> list[tuple[str, str, Projection]]:
+    """What the replay indexes for a spec's looked-up joins: collection, field, projection."""
+    return [(j.collection, j.field, j.projection) for j in spec.joins if not j.cached]
+
+
 class ReplaySource:
     """Serves the cached BSON as a server would: raw replies, or decoded by bson (a driver)."""
 
@@ -121,28 +157,34 @@ class ReplaySource:
         self.docs: dict[str, list[dict[str, Any]]] = {}
         self._selected: dict[tuple[str, str], list[bytes]] = {}
         self._presorted: set[tuple[str, str]] = set()
-        self._by_field: dict[tuple[str, str], dict[str, list[bytes]]] = {}
+        self._by_field: dict[tuple[str, str, str], dict[str, bytes]] = {}
         # CPU seconds this replay (standing for the server) spends answering in the timed run,
         # on the export's own thread: reported so that the engine's share can be told apart.
         self.server_seconds = 0.0
 
     def prepare(
-        self, collection: str, query: Mapping[str, Any], join_fields: Sequence[tuple[str, str]]
+        self,
+        collection: str,
+        query: Mapping[str, Any],
+        join_fields: Sequence[tuple[str, str, Projection]],
     ) -> None:
-        """Select and index outside the timed run what a server's indexes would answer."""
+        """Select and index outside the timed run what a server's indexes would answer; a
+        join's documents are indexed as its projection leaves them."""
         docs = self._decoded(collection)
         self._selected[(collection, repr(sorted(query.items())))] = [
             raw for raw, doc in zip(self.raw[collection], docs, strict=True) if _matches(doc, query)
         ]
-        for join_collection, field in join_fields:
+        for join_collection, field, projection in join_fields:
             index: dict[str, list[bytes]] = {}
             for raw, doc in zip(
                 self.raw[join_collection], self._decoded(join_collection), strict=True
             ):
                 key = _get(doc, field)
                 if isinstance(key, str):
-                    index.setdefault(key, []).append(raw)
-            self._by_field[(join_collection, field)] = index
+                    index.setdefault(key, []).append(projected(raw, projection))
+            # Each key's documents as one run of bytes: a look-up is then a join in C.
+            joined = {key: b"".join(docs) for key, docs in index.items()}
+            self._by_field[(join_collection, field, _projection_key(projection))] = joined
 
     def _decoded(self, collection: str) -> list[dict[str, Any]]:
         if collection not in self.docs:
@@ -203,15 +245,17 @@ class ReplaySource:
                 # In a thread, as core.adapters.mongo decodes.
                 yield await asyncio.to_thread(bson.decode_all, raw, self._codec)
 
-    def _lookup(self, collection: str, field: str, values: Collection[str]) -> list[bytes]:
-        index = self._by_field.get((collection, field))
+    def _lookup(
+        self, collection: str, field: str, values: Collection[str], projection: Projection
+    ) -> bytes:
+        index = self._by_field.get((collection, field, _projection_key(projection)))
         if index is None:  # small collections: markets, promoters
-            return [
+            return b"".join(
                 raw
                 for raw, doc in zip(self.raw[collection], self._decoded(collection), strict=True)
                 if _get(doc, field) in values
-            ]
-        return [raw for value in values for raw in index.get(value, ())]
+            )
+        return b"".join(filter(None, map(index.get, values)))
 
     async def find_in_raw(
         self,
@@ -222,7 +266,7 @@ class ReplaySource:
         projection: Mapping[str, Any] | None = None,
     ) -> list[bytes]:
         cpu = time.thread_time()
-        reply = b"".join(self._lookup(collection, field, values))
+        reply = self._lookup(collection, field, values, projection)
         self.server_seconds += time.thread_time() - cpu
         return [reply]
 
@@ -235,7 +279,7 @@ class ReplaySource:
         projection: Mapping[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
         cpu = time.thread_time()
-        reply = b"".join(self._lookup(collection, field, values))
+        reply = self._lookup(collection, field, values, projection)
         self.server_seconds += time.thread_time() - cpu
         # The driver's work, in a thread as core.adapters.mongo decodes.
         return await asyncio.to_thread(bson.decode_all, reply, self._codec)
@@ -243,7 +287,8 @@ class ReplaySource:
     async def find_by_ids(
         self, collection: str, ids: Collection[str], *, projection: Mapping[str, Any] | None = None
     ) -> dict[str, dict[str, Any]]:
-        return {d["_id"]: d for d in await self.find_in(collection, "_id", ids)}
+        found = await self.find_in(collection, "_id", ids, projection=projection)
+        return {d["_id"]: d for d in found}
 
     async def find_one(self, collection: str, query: Mapping[str, Any]) -> dict[str, Any] | None:
         return next((d for d in self._decoded(collection) if _matches(d, query)), None)
@@ -389,9 +434,7 @@ async def _run_type(
         spec, source, export_id="bench", campaign_id=BIG_CAMPAIGN_ID, params=PARAMS.get(name, {})
     )
     query = spec.source.query(ctx)
-    source.prepare(
-        spec.source.collection, query, [(j.collection, j.field) for j in spec.joins if not j.cached]
-    )
+    source.prepare(spec.source.collection, query, join_fields(spec))
     # A sorted source is sorted by the server's index: outside the timed run too.
     source.sorted_docs(spec.source.collection, query, spec.source.sort or None)
     # The replayed dataset stands in for the server: as the worker does after start-up, keep

@@ -36,7 +36,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-from bench.engine import RESULTS, CountingStore, ReplaySource, ensure_dataset
+from bench.engine import RESULTS, CountingStore, ReplaySource, ensure_dataset, join_fields
 from core import tracing
 from devstack.generate import BIG_CAMPAIGN_ID
 
@@ -98,7 +98,7 @@ async def run_once(directory: Path, mode: str, exporter: DroppingExporter) -> di
     source.prepare(
         spec.source.collection,
         spec.source.query(ctx),
-        [(j.collection, j.field) for j in spec.joins if not j.cached],
+        join_fields(spec),
     )
     options = RunOptions(
         bucket_names={"exports": "e", "scoring": "s", "vfScoring": "v", "sfmc": "f"},

@@ -1,45 +1,37 @@
-"""Raw BSON batches to typed columns, with a byte-level guard for what Arrow cannot type.
+"""Raw BSON batches to typed columns, with the documents whose values they cannot stand for.
 
-pymongoarrow decodes a server reply straight into Arrow arrays of a declared type, without
-a Python object per value. What it does with a value of another type is not what the row
-engine does (with `allow_invalid` a string field holding an integer becomes null, a list
-field holding a lone string becomes an empty list), so every document that holds such a
-value is found first, from its bytes, and marked *suspect*: the engine computes its rows
-with the reference row rules from the document as the driver decodes it.
-
-The guard: a BSON element is its type byte, its name and a NUL, then the value. pymongoarrow
-reads a value of another type as null for strings, booleans and dates, as an empty list for
-lists, and converts it for numbers. So the documents to look at are those with a null (or an
-empty list) in a column, and for numbers every document of a reply whose count of elements
-of that name with an allowed type byte is not the count of all elements of that name. In
-each, the element's type byte decides: any type but the declared one (or null) makes the
-document suspect. An element of the same name nested deeper, or those bytes inside a value,
-can only make a document suspect for nothing; a wrongly typed value cannot hide, because its
-own element is there. A reply holding a field named like one of pymongoarrow's inner names
-for nested values ("optIns.artist", "additionalMarketIds[]"), or one it cannot build, is read
-the slow way as a whole. Not guarded: a document that repeats a field name (which MongoDB
-does not support and neither the loader nor a driver's dict can write) shifts that column.
+A reply's documents are walked by numpy all at once (exporters.bson_walk: every element's
+type byte, name and value span), and each field declared in `exporters/source_fields.py`
+(SPEC §2) is built into an Arrow array straight from those bytes, without a Python object
+per value. The type byte decides: a document whose element of a field has another type than
+the declared one (or null), repeats the field, or holds a value the fast path cannot type (a
+NaN, a date Python cannot hold, a list item that is not a string, a bool byte other than 0
+or 1) is *suspect* in that field, and the engine computes those cells with the reference row
+rules from the document as the driver decodes it. A nested field ("optIns.artist") is read
+from its parent's own elements; a parent of another type than a document or null makes its
+children suspect. A reply whose bytes do not add up, or whose strings are not UTF-8, is read
+the slow way as a whole: every document suspect in every field, as the driver decodes it.
 """
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
 import enum
 import struct
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import bson
+import numpy as np
+import numpy.typing as npt
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.compute  # see below
 from bson.codec_options import CodecOptions
-from pymongoarrow.context import PyMongoArrowContext
-from pymongoarrow.schema import Schema
 
 from core.deps import Doc
+from exporters.bson_walk import Buffer, Elements, Ints, Malformed, walk
 from exporters.spec import read_path
 
 
@@ -54,34 +46,37 @@ class FieldType(enum.Enum):
     STR_LIST = "str_list"
 
 
+# Large offsets: a reply's strings may add up to more than 2 GiB in theory.
 _ARROW_TYPES: dict[FieldType, pa.DataType] = {
-    FieldType.STR: pa.string(),
+    FieldType.STR: pa.large_string(),
     FieldType.BOOL: pa.bool_(),
     FieldType.DATE: pa.timestamp("ms"),
     FieldType.INT: pa.int64(),
     FieldType.FLOAT: pa.float64(),
-    FieldType.STR_LIST: pa.list_(pa.string()),
+    FieldType.STR_LIST: pa.large_list(pa.large_string()),
 }
-_NULL = b"\x0a"
+_STRING, _DOCUMENT, _ARRAY, _BOOL, _DATE, _NULL = 0x02, 0x03, 0x04, 0x08, 0x09, 0x0A
+_DOUBLE, _INT32, _INT64 = 0x01, 0x10, 0x12
 _LENGTH = struct.Struct("<I")  # a document's first four bytes: its length
-# Bytes handed to pymongoarrow per call: about 1,000 small documents, a few milliseconds.
-_PIECE_BYTES = 256 * 1024
-_DOCUMENT = b"\x03"
-_ALLOWED_TYPE_BYTES: dict[FieldType, bytes] = {
-    FieldType.STR: b"\x02",
-    FieldType.BOOL: b"\x08",
-    FieldType.DATE: b"\x09",
-    FieldType.INT: b"\x10\x12",  # int32, int64: a double would be truncated
-    FieldType.FLOAT: b"\x01",  # a double only: an integer would gain a ".0"
-    FieldType.STR_LIST: b"\x04",
+_ALLOWED_TYPES: dict[FieldType, tuple[int, ...]] = {
+    FieldType.STR: (_STRING,),
+    FieldType.BOOL: (_BOOL,),
+    FieldType.DATE: (_DATE,),
+    FieldType.INT: (_INT32, _INT64),  # a double would be truncated
+    FieldType.FLOAT: (_DOUBLE,),  # a double only: an integer would gain a ".0"
+    FieldType.STR_LIST: (_ARRAY,),
 }
 # Python's datetime (what the driver decodes to) holds years 1 to 9999 only.
 _MIN_MS = int((dt.datetime(1, 1, 1, tzinfo=dt.UTC).timestamp()) * 1000)
 _MAX_MS = int((dt.datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=dt.UTC).timestamp()) * 1000)
 
+# polars' from_arrow imports pyarrow.compute on its first call (about 40 ms of CPU, the
+# functions' docs parsed): imported with the engine, a worker's first export does not pay it.
+
 # The options the MongoDB adapter gives its clients: documents decode as the row engine sees them.
 DRIVER_CODEC_OPTIONS: CodecOptions[Doc] = CodecOptions(tz_aware=True, tzinfo=dt.UTC)
-_ARROW_CODEC_OPTIONS: CodecOptions[Doc] = CodecOptions()
+
+Flags = npt.NDArray[np.bool_]
 
 
 @dataclass(frozen=True)
@@ -89,47 +84,31 @@ class BatchSchema:
     """The fields one collection is read with: dotted paths to their types."""
 
     fields: Mapping[str, FieldType]
-    _schema: Schema = field(init=False, repr=False, compare=False)
-    _clashes: tuple[bytes, ...] = field(init=False, repr=False, compare=False)
-    _clash_probes: tuple[tuple[bytes, tuple[bytes, ...]], ...] = field(
+    # Top-level names, and each parent's children, as the bytes of the elements' names.
+    _tops: tuple[tuple[str, bytes, FieldType], ...] = field(init=False, repr=False, compare=False)
+    _parents: tuple[tuple[bytes, tuple[tuple[str, bytes, FieldType], ...]], ...] = field(
         init=False, repr=False, compare=False
     )
 
     def __post_init__(self) -> None:
-        tops: dict[str, Any] = {}
+        tops: list[tuple[str, bytes, FieldType]] = []
+        parents: dict[str, list[tuple[str, bytes, FieldType]]] = {}
         for dotted, kind in self.fields.items():
             parts = dotted.split(".")
             if len(parts) > 2:
                 raise ValueError(f"{dotted}: the fast path reads at most one level of nesting")
             if len(parts) == 2:
-                children = tops.setdefault(parts[0], {})
-                if not isinstance(children, dict):
-                    raise ValueError(f"{parts[0]} is read both as a value and as a document")
-                children[parts[1]] = _ARROW_TYPES[kind]
+                parents.setdefault(parts[0], []).append((dotted, parts[1].encode(), kind))
             else:
-                if isinstance(tops.get(parts[0]), dict):
-                    raise ValueError(f"{parts[0]} is read both as a value and as a document")
-                tops[parts[0]] = _ARROW_TYPES[kind]
-        arrow = {
-            name: pa.struct(list(kind.items())) if isinstance(kind, dict) else kind
-            for name, kind in tops.items()
-        }
-        object.__setattr__(self, "_schema", Schema(arrow))
-        # Names pymongoarrow uses inside for nested values: a field really called so is read
-        # into the nested value ("optIns.artist") or a list ("additionalMarketIds[]").
-        clashes = {dotted for dotted in self.fields if "." in dotted}
-        clashes |= {f"{dotted.partition('.')[0]}[]" for dotted in self.fields}
+                tops.append((dotted, dotted.encode(), kind))
+        for _, name, _ in tops:
+            if name.decode() in parents:
+                raise ValueError(f"{name.decode()} is read both as a value and as a document")
+        object.__setattr__(self, "_tops", tuple(tops))
         object.__setattr__(
-            self, "_clashes", tuple(name.encode() + b"\x00" for name in sorted(clashes))
-        )
-        # One scan of a chunk per probe instead of one per name: the names are only looked
-        # for when a probe (a dotted name's "top.", or "[]" and the NUL after it) is there.
-        probes: dict[bytes, list[bytes]] = {}
-        for element in self._clashes:
-            probe = element[: element.index(b".") + 1] if b"." in element else b"[]\x00"
-            probes.setdefault(probe, []).append(element)
-        object.__setattr__(
-            self, "_clash_probes", tuple((probe, tuple(names)) for probe, names in probes.items())
+            self,
+            "_parents",
+            tuple((parent.encode(), tuple(children)) for parent, children in parents.items()),
         )
 
     def _slow(self, raw: bytes, offsets: Sequence[int]) -> TypedBatch:
@@ -139,135 +118,189 @@ class BatchSchema:
         every = frozenset(range(count))
         return TypedBatch(raw, offsets, nulls, self.fields, {name: every for name in self.fields})
 
-    def _clashing_name(self, raw: bytes) -> bool:
-        return any(
-            _holds(raw, probe) and any(element in raw for element in names)
-            for probe, names in self._clash_probes
-        )
-
-    def decode(self, raw: bytes, piece_bytes: int = _PIECE_BYTES) -> TypedBatch:
+    def decode(self, raw: bytes) -> TypedBatch:
         offsets = document_offsets(raw)
-        count = len(offsets) - 1
-        context = PyMongoArrowContext(
-            self._schema, codec_options=_ARROW_CODEC_OPTIONS, allow_invalid=True
-        )
         try:
-            # In pieces: a call holds the GIL throughout, and the event loop waits for it.
-            for start, end in _pieces(offsets, piece_bytes):
-                context.process_bson_stream(raw[start:end])
-            table: pa.Table = context.finish()
-        except (pa.ArrowException, ValueError, TypeError, OverflowError):
-            # A field named like one of pymongoarrow's inner names can leave its builders of
-            # different lengths: the reply is read the slow way, as the driver decodes it.
+            columns, suspect = self._columns(raw, offsets)
+        except (Malformed, pa.ArrowInvalid):
             return self._slow(raw, offsets)
-        if table.num_rows != count:
-            return self._slow(raw, offsets)  # builders of other lengths than the reply's
-        if self._clashing_name(raw):
-            # Such a field feeds the builder of the nested value, which then shifts the values
-            # of every later document of the reply.
-            return self._slow(raw, offsets)
-        by_field: dict[str, frozenset[int]] = {}
-        columns: dict[str, pa.Array] = {}
-        for dotted, kind in self.fields.items():
-            top, _, child = dotted.partition(".")
-            array = table.column(top).combine_chunks()
-            if child:
-                array = pc.struct_field(array, child)
-            columns[dotted] = array
-            by_field[dotted] = _suspects(raw, offsets, array, kind, (child or top).encode())
+        by_field = {
+            dotted: frozenset(np.flatnonzero(flags).tolist()) for dotted, flags in suspect.items()
+        }
         return TypedBatch(raw, offsets, columns, self.fields, by_field)
 
-
-_LIST_ITEMS = b"[]\x00"
-_RARE_TRIES = 64
-
-
-def _holds(raw: bytes, probe: bytes) -> bool:
-    """`probe in raw`; "[]" and its NUL are found by the "]" (a memchr, where a search for
-    a short needle ending in a NUL, common in BSON, crawls), while few "]" are there."""
-    if probe != _LIST_ITEMS:
-        return probe in raw
-    position = raw.find(b"]")
-    for _ in range(_RARE_TRIES):
-        if position == -1:
-            return False
-        if raw[position - 1 : position + 2] == _LIST_ITEMS:
-            return True
-        position = raw.find(b"]", position + 1)
-    return position != -1 and raw.find(_LIST_ITEMS, position - 1) != -1
-
-
-def _suspects(
-    raw: bytes, offsets: Sequence[int], array: pa.Array, kind: FieldType, name: bytes
-) -> frozenset[int]:
-    """The documents whose value of the field `name` its column does not stand for."""
-    element = name + b"\x00"
-    allowed = _ALLOWED_TYPE_BYTES[kind] + _NULL
-    nulls, others = _candidates(raw, array, kind, element, allowed, len(offsets) - 1)
-    suspect: set[int] = set()
-    find = raw.find
-    # A document is suspect when an element of the name has a type byte not `right`; the loop
-    # is inline because tens of thousands of documents per chunk come here.
-    for candidates, right in ((nulls, _NULL), (others, allowed)):
-        for index in candidates:
-            start, end = offsets[index], offsets[index + 1]
-            position = find(element, start, end)
-            while position > start:
-                if raw[position - 1] not in right:
-                    suspect.add(index)
-                    break
-                position = find(element, position + 1, end)
-    suspect.update(_untypable(array, kind))
-    return frozenset(suspect)
+    def _columns(
+        self, raw: bytes, offsets: Sequence[int]
+    ) -> tuple[dict[str, pa.Array], dict[str, Flags]]:
+        buffer = Buffer(raw)
+        bounds = np.asarray(offsets, dtype=np.int64)
+        count = len(offsets) - 1
+        top = walk(buffer, bounds[:-1], bounds[1:])
+        columns: dict[str, pa.Array] = {}
+        suspect: dict[str, Flags] = {}
+        for dotted, name, kind in self._tops:
+            hits = top.named(buffer, name)
+            columns[dotted], suspect[dotted] = _column(
+                buffer, top, hits, top.owner[hits], count, kind
+            )
+        for parent, children in self._parents:
+            hits = top.named(buffer, parent)
+            docs = top.owner[hits]
+            types = top.kind[hits]
+            # A parent of another type hides its children from the fast path; one named twice
+            # leaves the driver's choice of the two to the row rules.
+            spoilt = _flags(docs[(types != _DOCUMENT) & (types != _NULL)], count)
+            spoilt |= _repeated(docs, count)
+            nested = types == _DOCUMENT
+            inner = walk(buffer, top.value[hits[nested]], top.end[hits[nested]])
+            inner_docs = docs[nested][inner.owner]
+            for dotted, name, kind in children:
+                child_hits = inner.named(buffer, name)
+                column, flags = _column(
+                    buffer, inner, child_hits, inner_docs[child_hits], count, kind
+                )
+                columns[dotted], suspect[dotted] = column, flags | spoilt
+        return columns, suspect
 
 
-def _pieces(offsets: Sequence[int], most: int) -> Iterable[tuple[int, int]]:
-    """Spans of whole documents of about `most` bytes (a larger document is a span alone)."""
-    last = len(offsets) - 1
-    start = 0
-    while start < last:
-        # The first document end at least `most` bytes on, found by bisection, not a walk.
-        at = min(bisect.bisect_left(offsets, offsets[start] + most, start + 1), last)
-        yield offsets[start], offsets[at]
-        start = at
+def _flags(docs: Ints, count: int) -> Flags:
+    flags = np.zeros(count, dtype=np.bool_)
+    flags[docs] = True
+    return flags
 
 
-def _untypable(array: pa.Array, kind: FieldType) -> Iterable[int]:
-    """Documents whose value has the right BSON type but does not fit the fast path."""
+def _repeated(docs: Ints, count: int) -> Flags:
+    """Documents holding the element more than once (the driver keeps the last)."""
+    if not docs.size:
+        return np.zeros(count, dtype=np.bool_)
+    repeated: Flags = np.bincount(docs, minlength=count) > 1
+    return repeated
+
+
+def _column(
+    buffer: Buffer, elements: Elements, hits: Ints, docs: Ints, count: int, kind: FieldType
+) -> tuple[pa.Array, Flags]:
+    """A field's typed column over `count` documents, and the documents suspect in it.
+
+    `hits` are the field's elements, `docs` the document each is in."""
+    types = elements.kind[hits]
+    allowed = _ALLOWED_TYPES[kind]
+    right = types == allowed[0]
+    for other in allowed[1:]:
+        right |= types == other
+    suspect = _flags(docs[~right & (types != _NULL)], count) | _repeated(docs, count)
+    docs, hits = docs[right], hits[right]
+    value, end = elements.value[hits], elements.end[hits]
+    valid = _flags(docs, count)
+    if kind is FieldType.STR:
+        return _strings(buffer, docs, value, end, count, valid), suspect
+    if kind is FieldType.STR_LIST:
+        return _string_lists(buffer, docs, value, end, count, valid, suspect), suspect
+    if kind is FieldType.BOOL:
+        byte = buffer.u1[value]
+        odd = byte > 1  # the driver's reading of another byte is left to it
+        suspect[docs[odd]] = True
+        valid[docs[odd]] = False
+        flags = np.zeros(count, dtype=np.bool_)
+        flags[docs] = byte == 1
+        return _array(pa.bool_(), _bits(flags), valid), suspect
     if kind is FieldType.DATE:
-        millis = pc.cast(array, pa.int64())
-        outside = pc.or_(pc.less(millis, _MIN_MS), pc.greater(millis, _MAX_MS))
-        return _ints(pc.indices_nonzero(pc.fill_null(outside, False)))
-    if kind is FieldType.STR_LIST:
-        # An item of another type decodes as null, as does a null item: both go the slow way.
-        items_null = pc.is_null(pc.list_flatten(array))
-        parents = pc.list_parent_indices(array)
-        return set(_ints(pc.filter(parents, items_null)))
-    return ()
+        millis = np.zeros(count, dtype=np.int64)
+        millis[docs] = buffer.i8[value]
+        outside = valid & ((millis < _MIN_MS) | (millis > _MAX_MS))
+        suspect |= outside
+        valid &= ~outside
+        return _array(pa.timestamp("ms"), millis, valid), suspect
+    if kind is FieldType.INT:
+        numbers = np.zeros(count, dtype=np.int64)
+        small = elements.kind[hits] == _INT32
+        numbers[docs[small]] = buffer.i4[value[small]]
+        numbers[docs[~small]] = buffer.i8[value[~small]]
+        return _array(pa.int64(), numbers, valid), suspect
+    doubles = np.zeros(count, dtype=np.float64)
+    doubles[docs] = buffer.f8[value]
+    nan = valid & np.isnan(doubles)
+    suspect |= nan
+    valid &= ~nan
+    return _array(pa.float64(), doubles, valid), suspect
 
 
-def _candidates(
-    raw: bytes, array: pa.Array, kind: FieldType, element: bytes, allowed: bytes, count: int
-) -> tuple[list[int], Iterable[int]]:
-    """Documents to look at: those whose value is null (any element of the name but a null
-    one means a value the column lost, a NaN double included), and those whose value may
-    stand for a value of another type (see the module doc)."""
-    nulls = _ints(pc.indices_nonzero(pc.is_null(array)))
-    if kind is FieldType.STR_LIST:
-        empty = pc.fill_null(pc.equal(pc.list_value_length(array), 0), False)
-        return nulls, _ints(pc.indices_nonzero(empty))
-    if kind in (FieldType.INT, FieldType.FLOAT):
-        typed = sum(raw.count(bytes([type_byte]) + element) for type_byte in allowed)
-        if typed != raw.count(element):
-            return nulls, range(count)
-    return nulls, ()
+def _bits(flags: Flags) -> npt.NDArray[np.uint8]:
+    """An Arrow bitmap of the flags."""
+    return np.packbits(flags, bitorder="little")
 
 
-def _ints(array: pa.Array) -> list[int]:
-    """An integer array's values (no nulls) as Python ints; Array.to_pylist makes a scalar
-    object per value first."""
-    values: list[int] = array.to_numpy(zero_copy_only=False).tolist()
-    return values
+def _array(kind: pa.DataType, values: npt.NDArray[Any], valid: Flags) -> pa.Array:
+    """An Arrow array over the values' own memory (pa.array with a mask copies, slowly)."""
+    return pa.Array.from_buffers(
+        kind, valid.size, [pa.py_buffer(_bits(valid)), pa.py_buffer(values)]
+    )
+
+
+def _strings(
+    buffer: Buffer, docs: Ints, value: Ints, end: Ints, count: int, valid: Flags
+) -> pa.Array:
+    """Strings (elements of type 2 at `value`..`end`) as one document's value each."""
+    if buffer.u1[end - 1].any():
+        raise Malformed("a string not ending on its NUL")
+    begins = np.zeros(count, dtype=np.int64)
+    lengths = np.zeros(count, dtype=np.int64)
+    begins[docs] = value + 4
+    lengths[docs] = end - value - 5
+    return _string_array(buffer, begins, lengths, valid)
+
+
+def _string_array(buffer: Buffer, begins: Ints, lengths: Ints, valid: Flags) -> pa.Array:
+    offsets = np.zeros(lengths.size + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    # Each string's bytes gathered by one index: its begin, shifted by where it goes.
+    index = np.repeat(begins - offsets[:-1], lengths) + np.arange(offsets[-1])
+    data = buffer.u1[index]
+    array = pa.Array.from_buffers(
+        pa.large_string(),
+        lengths.size,
+        [
+            pa.py_buffer(np.packbits(valid, bitorder="little")),
+            pa.py_buffer(offsets),
+            pa.py_buffer(data),
+        ],
+    )
+    array.validate(full=True)  # UTF-8: the driver refuses what is not, and so does the reply
+    return array
+
+
+def _string_lists(
+    buffer: Buffer,
+    docs: Ints,
+    value: Ints,
+    end: Ints,
+    count: int,
+    valid: Flags,
+    suspect: Flags,
+) -> pa.Array:
+    """Arrays (elements of type 4) of strings; an array holding anything else is suspect."""
+    items = walk(buffer, value, end)
+    # The walk finds every array's first item, then every second one: by document, stably
+    # (the arrays themselves were found in the order of their elements, not of documents).
+    order = np.argsort(docs[items.owner], kind="stable")
+    item_docs = docs[items.owner[order]]
+    odd = items.kind[order] != _STRING
+    suspect[item_docs[odd]] = True
+    valid[item_docs[odd]] = False
+    keep = valid[item_docs]
+    kept = order[keep]
+    lengths = np.bincount(item_docs[keep], minlength=count)
+    offsets = np.zeros(count + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    strings = _strings(
+        buffer,
+        np.arange(kept.size),
+        items.value[kept],
+        items.end[kept],
+        kept.size,
+        np.ones(kept.size, dtype=np.bool_),
+    )
+    return pa.LargeListArray.from_arrays(pa.array(offsets), strings, mask=pa.array(~valid))
 
 
 def document_offsets(raw: bytes) -> list[int]:
@@ -352,9 +385,13 @@ def format_column(array: pa.Array, kind: FieldType) -> pl.Series:
     if kind is FieldType.INT:
         return series.cast(pl.String)
     if kind is FieldType.FLOAT:
-        # Python's repr is the rule (shortest round trip, "1e-05"); polars writes "1e-5".
-        values = series.to_list()
-        if series.null_count():
-            return pl.Series([None if v is None else repr(v) for v in values], dtype=pl.String)
-        return pl.Series(list(map(repr, values)), dtype=pl.String)
+        # Python's repr is the rule (the shortest round trip). polars writes the same text
+        # but below 1e-4 in magnitude, where repr turns to an exponent ("1e-05" for its
+        # "0.00001"): those few by repr (tests/unit/test_bson_columns.py checks the rest).
+        cells = series.cast(pl.String)
+        tiny = ((series.abs() < 1e-4) & (series != 0)).fill_null(False)
+        if tiny.any():
+            at = tiny.arg_true()
+            cells = cells.scatter(at, list(map(repr, series.gather(at).to_list())))
+        return cells
     return series.list.join(";")

@@ -18,6 +18,7 @@ choice). The rest run on the row engine (exporters.rows), which stays the refere
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -293,8 +294,11 @@ def _indexed(plan: _JoinPlan, replies: list[bytes], keys: list[Any]) -> _Joined:
         position = dict(zip(ids, range(len(ids)), strict=True))  # the last of equal ids wins
     except TypeError:  # an _id that is a document or a list
         position = {key: at for at, key in enumerate(ids) if isinstance(key, str)}
-    for key in [key for key in position if not isinstance(key, str)]:
-        del position[key]
+    # Only a missing or null _id (None) or a suspect document's can be other than a string.
+    for key in [None, *(ids[at] for at in batch.suspect_fields["_id"])]:
+        if not isinstance(key, str):
+            with contextlib.suppress(KeyError, TypeError):  # absent, or unhashable
+                del position[key]
     return _Joined(plan, batch, _looked_up(position, keys), None)
 
 
@@ -384,31 +388,30 @@ def _string_keys(keys: list[Any]) -> set[str]:
         distinct = set(keys)
     except TypeError:
         return {key for key in keys if isinstance(key, str)}
+    distinct.discard(None)
+    if set(map(type, distinct)) <= {str}:  # the common case, told in C
+        return distinct
     return {key for key in distinct if isinstance(key, str)}
 
 
 def _tested(
-    test: Callable[..., Any],
-    columns: list[list[Any]],
-    rows: int,
-    kept: list[int],
-    dirty: set[int],
+    test: Callable[..., Any], columns: list[list[Any]], rows: int, kept: list[int]
 ) -> list[Any]:
-    """The filter's test of each row's values (a dirty row's result is to be replaced).
+    """The filter's test of each row's values.
 
-    The test is called over whole columns by map; should it raise, on a value of a row it
-    would not have been asked about (a dirty or skipped row's), only the kept clean rows are
-    tested, one by one.
+    The values are the row rules' own (a suspect document's read from it as the driver
+    decodes it), so the test's answer is the row engine's. It is called over whole columns by
+    map; should it raise, on a value of a row it would not have been asked about (a skipped
+    row's), only the kept rows are tested, one by one.
     """
     try:
         if columns:
             return list(map(test, *columns))
         return [test() for _ in range(rows)]
-    except Exception:  # the row by row pass below re-raises a kept clean row's error
+    except Exception:  # the row by row pass below re-raises a kept row's error
         passed: list[Any] = [None] * rows
         for r in kept:
-            if r not in dirty:
-                passed[r] = test(*(column[r] for column in columns))
+            passed[r] = test(*(column[r] for column in columns))
         return passed
 
 
@@ -639,12 +642,8 @@ class ColumnarBatches:
             kept = list(range(rows))
         if isinstance(spec.where, RowTest):
             where = spec.where
-            dirty = self._dirty_rows(stage, joined)
             values = [self._values_for(stage, joined, p.split(".")) for p in where.paths]
-            passed = _tested(where.test, values, rows, kept, dirty)
-            for r in dirty:
-                if not missing[r]:
-                    passed[r] = where(self._reference_row(stage, joined, r))
+            passed = _tested(where.test, values, rows, kept)
             kept = list(itertools.compress(kept, map(passed.__getitem__, kept)))
         return (_KeptRows(stage, joined, kept) if kept else None), skipped
 
@@ -714,19 +713,6 @@ class ColumnarBatches:
                     for m, f, k in zip(missing, found, keys, strict=True)
                 ]
         return missing
-
-    @staticmethod
-    def _dirty_rows(stage: _Stage, joined: Sequence[_Joined]) -> set[int]:
-        """Rows with a suspect document among their source and joined documents."""
-        dirty: set[int] = set()
-        if stage.docs.suspect:
-            suspect = stage.docs.suspect
-            dirty.update(r for r, doc in enumerate(stage.row_doc) if doc in suspect)
-        for one in joined:
-            if one.batch is not None and one.batch.suspect:
-                suspect = one.batch.suspect
-                dirty.update(r for r, at in enumerate(one.index) if at in suspect)
-        return dirty
 
     def _cells(self, column: Column, view: _KeptRows) -> pl.Series:
         if isinstance(column.get, Computed):

@@ -41,34 +41,62 @@ def test_a_wrong_type_is_suspect_in_its_own_field_and_the_others_stay_typed() ->
     assert batch.columns["optIns.promoterIds"].to_pylist()[2] == ["q", "r"]
 
 
-def test_a_reply_read_the_slow_way_is_suspect_in_every_field() -> None:
-    # A field named like pymongoarrow's inner name for a list's items forces the slow way.
+def test_a_reply_whose_bytes_do_not_add_up_is_suspect_in_every_field() -> None:
     schema = BatchSchema({"ids": FieldType.STR_LIST, "name": FieldType.STR})
-    batch = schema.decode(_reply({"ids": ["a"], "name": "x"}, {"ids[]": "y", "name": "z"}))
-    assert batch.suspect_fields == {"ids": {0, 1}, "name": {0, 1}}
+    good = _reply({"ids": ["a"], "name": "x"})
+    # A string that is not UTF-8: the driver refuses it, so the row rules decode (and fail).
+    bad_text = good + bson.encode({"name": "z"}).replace(b"z", b"\xff")
+    # An element of an unknown type byte (0x20) inside a well-formed document.
+    unknown = good + bson.encode({"name": "z"}).replace(b"\x02name", b"\x20name")
+    for raw in (bad_text, unknown):
+        assert schema.decode(raw).suspect_fields == {"ids": {0, 1}, "name": {0, 1}}
 
 
-def test_a_reply_decoded_in_pieces_gives_the_same_columns() -> None:
-    schema = BatchSchema({"name": FieldType.STR, "n": FieldType.INT, "ids": FieldType.STR_LIST})
-    docs = [{"name": f"n{i}", "n": i, "ids": [str(i)] * (i % 3)} for i in range(50)]
-    docs[7]["name"] = 7  # a suspect document in the middle of a piece
-    raw = _reply(*docs)
-    whole = schema.decode(raw, piece_bytes=len(raw))
-    for piece_bytes in (1, 100, 1000):
-        pieces = schema.decode(raw, piece_bytes=piece_bytes)
-        assert {k: v.to_pylist() for k, v in pieces.columns.items()} == {
-            k: v.to_pylist() for k, v in whole.columns.items()
-        }
-        assert (
-            pieces.suspect_fields
-            == whole.suspect_fields
-            == {
-                "name": {7},
-                "n": set(),
-                "ids": set(),
-            }
+def test_names_like_nested_paths_are_fields_like_any_other() -> None:
+    # Fields really called "ids[]" or "optIns.artist" are other fields: nothing shifts.
+    schema = BatchSchema({"ids": FieldType.STR_LIST, "optIns.artist": FieldType.BOOL})
+    batch = schema.decode(
+        _reply(
+            {"ids[]": "y", "optIns.artist": "no", "ids": ["a"], "optIns": {"artist": True}},
+            {"ids": ["b", "c"], "optIns": {"artist": False}},
         )
-    assert whole.columns["n"].to_pylist() == list(range(50))
+    )
+    assert batch.suspect == set()
+    assert batch.columns["ids"].to_pylist() == [["a"], ["b", "c"]]
+    assert batch.columns["optIns.artist"].to_pylist() == [True, False]
+
+
+def test_every_value_lands_in_its_own_documents_row() -> None:
+    # The field sits at another element position in each document, lists of many lengths.
+    schema = BatchSchema(
+        {
+            "name": FieldType.STR,
+            "n": FieldType.INT,
+            "ids": FieldType.STR_LIST,
+            "x.f": FieldType.FLOAT,
+        }
+    )
+    docs: list[dict[str, object]] = []
+    for i in range(60):
+        doc: dict[str, object] = {f"pad{j}": j for j in range(i % 5)}
+        doc |= {"ids": [f"{i}-{j}" for j in range(i % 4)], "n": i if i % 2 else 2**40 + i}
+        doc |= {"x": {"pad": "p" * (i % 3), "f": i / 3}} if i % 6 else {}
+        doc["name"] = "é" * (i % 7) + str(i)
+        docs.append(dict(reversed(doc.items())) if i % 3 else doc)
+    docs[7]["name"] = 7  # suspect in its own field only
+    docs[8]["ids"] = ["a", None]  # a null item: the row rules read the list
+    batch = schema.decode(_reply(*docs))
+    assert batch.suspect_fields == {"name": {7}, "n": set(), "ids": {8}, "x.f": set()}
+    for i, doc in enumerate(docs):
+        if i != 7:
+            assert batch.columns["name"].to_pylist()[i] == doc["name"]
+        assert batch.columns["n"].to_pylist()[i] == doc["n"]
+        if i != 8:
+            assert batch.columns["ids"].to_pylist()[i] == doc["ids"]
+        nested = doc.get("x")
+        assert batch.columns["x.f"].to_pylist()[i] == (
+            nested["f"] if isinstance(nested, dict) else None
+        )
 
 
 def test_market_rows_list_each_entrys_markets_as_the_row_rules_do() -> None:
@@ -95,3 +123,20 @@ def test_market_rows_list_each_entrys_markets_as_the_row_rules_do() -> None:
         )
     ]
     assert list(zip(docs, markets, primary, strict=True)) == expected
+
+
+def test_float_cells_are_pythons_repr_at_every_magnitude() -> None:
+    import numpy as np
+    import pyarrow as pa
+
+    from exporters.bson_columns import format_column
+
+    rng = np.random.default_rng(7)
+    anything = rng.integers(0, 2**64, size=200_000, dtype=np.uint64).view(np.float64)
+    magnitudes = 10.0 ** rng.uniform(-12, 22, size=200_000) * rng.choice([-1, 1], size=200_000)
+    edges = [0.0, -0.0, 1e-4, -1e-4, 9.999999999999999e-05, 1e-05, 1e16, 1e15, 5e-324]
+    values = np.concatenate([anything, magnitudes, np.round(magnitudes, 3), edges, [np.inf]])
+    values = values[~np.isnan(values)]
+    array = pa.array([*values.tolist(), None], type=pa.float64())
+    expected = [*map(repr, values.tolist()), None]
+    assert format_column(array, FieldType.FLOAT).to_list() == expected
