@@ -26,6 +26,7 @@ async def test_a_tiny_bench_run_reports_every_figure(export_type: str, engine_us
     assert result["rows"] > 100
     for figure in (
         "rows_per_cpu_second",
+        "first_export_rows_per_cpu_second",
         "source_docs_per_cpu_second",
         "csv_writer_rows_per_cpu_second",
         "decode_rows_per_cpu_second",
