@@ -22,6 +22,7 @@ import asyncio
 import datetime as dt
 import operator
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +43,7 @@ from exporters.bson_columns import (
     format_column,
 )
 from exporters.folds import UserEntries
+from exporters.reply_chunks import reply_groups
 from exporters.spec import GroupConsecutive, read_path
 
 FOLDED_FIELDS: Mapping[str, FieldType] = {
@@ -76,25 +78,18 @@ class RunFold:
     async def whole_runs(
         self, replies: AsyncIterator[bytes], chunk_bytes: int
     ) -> AsyncGenerator[bytes, None]:
-        """The replies joined into chunks of at least `chunk_bytes` as exporters.runner's
-        `_coalesced` joins them (0: each reply alone), each cut after its last whole run.
+        """The replies joined into chunks of at least `chunk_bytes` as
+        `exporters.reply_chunks.coalesced` joins them (0: each reply alone), each cut after
+        its last whole run.
 
         The cut is looked for from the end of the chunk's last reply: only the replies it
         walks back through are split into documents (in a thread, with the keys decoded).
         """
         carry = _Carry(self.group.key)
-        held: list[bytes] = []
-        size = 0
-        async for reply in replies:
-            held.append(reply)
-            size += len(reply)
-            if size >= chunk_bytes:
-                whole = await asyncio.to_thread(carry.take, held)
-                held, size = [], 0
-                if whole:
+        async with aclosing(reply_groups(replies, chunk_bytes)) as groups:
+            async for held in groups:
+                if whole := await asyncio.to_thread(carry.take, held):
                     yield whole
-        if held and (whole := await asyncio.to_thread(carry.take, held)):
-            yield whole
         if carry.pending:
             yield carry.rest()
 

@@ -24,6 +24,7 @@ from exporters.options import RunOptions as RunOptions
 from exporters.outputs import Output, open_output
 from exporters.outputs import planned_keys as planned_keys
 from exporters.outputs import staging_prefix as staging_prefix
+from exporters.reply_chunks import coalesced
 from exporters.rows import RowBuilder, grouped
 from exporters.spec import ExportContext, ExportSpec, Row
 
@@ -191,7 +192,7 @@ async def _write_columnar(
             )
         ) as replies:
             chunks = (
-                _coalesced(replies, options.columnar_chunk_bytes)
+                coalesced(replies, options.columnar_chunk_bytes)
                 if plan.fold is None
                 else plan.fold.whole_runs(replies, options.columnar_chunk_bytes)
             )
@@ -309,27 +310,6 @@ async def _encoded(
         for task in running:
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)
-
-
-async def _coalesced(
-    replies: AsyncIterator[bytes], chunk_bytes: int
-) -> AsyncGenerator[bytes, None]:
-    """Consecutive replies joined until they hold `chunk_bytes` (0: each reply alone).
-
-    The engine's cost per chunk (polars calls, look-up round trips) is then spread over more
-    rows, while the server still answers in replies of the size it serves best. A reply's
-    documents are whole BSON documents, so joined replies are one valid reply.
-    """
-    held: list[bytes] = []
-    size = 0
-    async for raw in replies:
-        held.append(raw)
-        size += len(raw)
-        if size >= chunk_bytes:
-            yield b"".join(held)
-            held, size = [], 0
-    if held:
-        yield b"".join(held)
 
 
 async def _joined(

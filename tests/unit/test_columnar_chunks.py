@@ -15,7 +15,8 @@ from exporters.bson_columns import document_offsets
 from exporters.cell_frames import EncodedBatch
 from exporters.columnar import ColumnarBatches, columnar_plan
 from exporters.registry import get_spec
-from exporters.runner import _coalesced, _encoded, load_context
+from exporters.reply_chunks import coalesced
+from exporters.runner import _encoded, load_context
 from tests.fakes import InMemorySource
 
 
@@ -29,7 +30,7 @@ async def _replies(sizes: list[int]) -> AsyncGenerator[bytes, None]:
 async def _chunks(sizes: list[int], chunk_bytes: int) -> list[list[int]]:
     return [
         [bson.decode(raw[a:b])["n"] for a, b in itertools.pairwise(offs)]
-        async for raw in _coalesced(_replies(sizes), chunk_bytes)
+        async for raw in coalesced(_replies(sizes), chunk_bytes)
         for offs in [document_offsets(raw)]
     ]
 
