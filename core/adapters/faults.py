@@ -74,6 +74,14 @@ _MONGO_TRANSIENT_CODES = frozenset(
 _MONGO_AUTH_CODES = frozenset({11, 13, 18, 33})  # UserNotFound, Unauthorized, AuthFailed, ...
 
 
+def _stopped_mid_query(exc: OperationFailure) -> bool:
+    """FerretDB, stopped while it runs a query, answers it with an InternalError saying
+    "context canceled" (MongoDB says InterruptedAtShutdown): the server going away, not a
+    query it refuses. The connection fails on the next try."""
+    message = (exc.details or {}).get("errmsg") or str(exc)
+    return exc.code == 1 and "context canceled" in str(message)
+
+
 def classify_mongo(exc: BaseException) -> Fault | None:
     """The fault of a MongoDB driver error; None for anything else (a bug stays a bug)."""
     if isinstance(exc, ConnectionFailure):
@@ -86,6 +94,8 @@ def classify_mongo(exc: BaseException) -> Fault | None:
     if isinstance(exc, OperationFailure):
         if exc.code in _MONGO_TRANSIENT_CODES or exc.has_error_label("RetryableError"):
             return Fault(True, "server_busy", SourceUnavailable)
+        if _stopped_mid_query(exc):
+            return Fault(True, "server_stopping", SourceUnavailable)
         if exc.code in _MONGO_AUTH_CODES:
             return Fault(False, "auth", SourceAuthFailed)
         return Fault(False, "rejected", SourceQueryFailed)

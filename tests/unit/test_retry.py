@@ -63,6 +63,19 @@ def s3_error(code: str, status: int) -> ClientError:
         (OperationFailure("auth failed", 18), False, "auth", SourceAuthFailed),
         (OperationFailure("unauthorized", 13), False, "auth", SourceAuthFailed),
         (OperationFailure("bad query", 2), False, "rejected", SourceQueryFailed),
+        # FerretDB stopped mid-getMore (seen in the e2e outage test): a shutdown, retried.
+        (
+            OperationFailure(
+                "[msg_getmore.go:204 handler.(*Handler).MsgGetMore] [query_iterator.go:79 "
+                "sqlite.(*queryIterator).Next] context canceled",
+                1,
+                {"ok": 0, "errmsg": "[query_iterator.go:79] context canceled after delay"},
+            ),
+            True,
+            "server_stopping",
+            SourceUnavailable,
+        ),
+        (OperationFailure("internal error: bad plan", 1), False, "rejected", SourceQueryFailed),
         (InvalidBSON("bad length"), False, "bad_document", UnreadableDocument),
         (ConnectionResetError("reset by peer"), True, "connection", SourceUnavailable),
     ],
