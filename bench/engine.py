@@ -12,12 +12,14 @@ Beside each type, measured in the same process on the same rows:
 - `decode`: decoding the source replies to dicts with bson's C extension (the least any
   dict-based engine does), and `decode_arrow`: to the columnar engine's typed columns;
 - `loop lag` while the export runs: a 5 ms timer's lateness (p50, p99, max), and the latency
-  of GET /heartbeat on an aiohttp server on the export's own loop, polled from a thread.
+  of GET /heartbeat on an aiohttp server on the export's own loop, polled from a thread. The
+  probes run during an export of their own, after the measured ones: their CPU (about 6% of
+  a core) is not the export's.
 
-Figures are rows per CPU-second of the whole process (every thread), and wall rows/s, of the
-export run a second time in its process, as a worker runs its exports after its first; the
-first run's rows per CPU-second are printed beside them (it also pays the process's one-time
-costs).
+Figures are rows per CPU-second of the whole process (every thread), and wall rows/s: the
+median of `--repeat` exports (5) run after the first in their process, as a worker runs its
+exports after its first, with the lowest and highest beside it; the first run's rows per
+CPU-second are printed too (it also pays the process's one-time costs).
 Beside them, the same figure without the CPU the replay itself spends answering (joining a
 reply's documents, looking up `$in` keys in its index), which a real server spends in its
 own process, and the source documents read per CPU-second (the figure that says how fast a
@@ -48,6 +50,7 @@ import time
 import urllib.request
 from collections.abc import AsyncGenerator, AsyncIterator, Collection, Mapping, Sequence
 from contextlib import aclosing, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -362,6 +365,16 @@ class CountingStore:
 # -- one type, in a child process ------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Measured:
+    """One measured export: CPU seconds of the process, wall seconds, and the CPU seconds
+    the replay spent answering (the stand-in server's share)."""
+
+    cpu: float
+    wall: float
+    server: float
+
+
 class _Lag:
     """A 5 ms timer's lateness on the loop, and /heartbeat latency polled from a thread."""
 
@@ -422,6 +435,7 @@ async def _run_type(
     engine: str,
     batch_size: int | None = None,
     chunk_bytes: int | None = None,
+    repeat: int = 5,
 ) -> dict[str, Any]:
     from core.interpreter import freeze_long_lived, use_switch_interval
     from core.settings import Settings
@@ -462,27 +476,43 @@ async def _run_type(
     )
     # A worker runs its exports one after another; the first of a process also pays one-time
     # costs (memory touched for the first time, polars' and the thread pool's first calls,
-    # 15-35% of a type's CPU). That first export is measured apart, then the measured one.
+    # 15-35% of a type's CPU). That first export is measured apart, then `repeat` more, whose
+    # median is the figure: a short export (codeWave's 5k rows last 40 ms) moves by 20-30%
+    # from one run to the next on this machine, and the median of several says what one
+    # does. The loop's probes (a timer, /heartbeat polled over HTTP) cost CPU in this process
+    # too (about 6% of a core, more while the export runs): they run during one more export,
+    # measured apart, so that the figures are the export's own.
     first_cpu = time.process_time()
     first = await run_export(spec, ctx, source=source, store=CountingStore(), options=options)
     first_cpu = time.process_time() - first_cpu
+    runs: list[_Measured] = []
+    for _ in range(max(1, repeat)):
+        store = CountingStore()
+        source.server_seconds = 0.0
+        cpu, wall = time.process_time(), time.perf_counter()
+        result = await run_export(spec, ctx, source=source, store=store, options=options)
+        runs.append(
+            _Measured(time.process_time() - cpu, time.perf_counter() - wall, source.server_seconds)
+        )
     lag = _Lag()
     server, url = await _heartbeat_server()
     ticker = asyncio.create_task(lag.tick())
     poller = threading.Thread(target=lag.poll, args=(url,), daemon=True)
     poller.start()
-    source.server_seconds = 0.0
-    cpu, wall = time.process_time(), time.perf_counter()
-    result = await run_export(spec, ctx, source=source, store=store, options=options)
-    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    engine_cpu = cpu - source.server_seconds
-    source_docs = len(source.selected_docs(spec.source.collection, query))
+    probed_cpu = time.process_time()
+    probed = await run_export(spec, ctx, source=source, store=CountingStore(), options=options)
+    probed_cpu = time.process_time() - probed_cpu
     lag.stop()
     ticker.cancel()
     with suppress(asyncio.CancelledError):
         await ticker
     await asyncio.to_thread(poller.join)  # its last request is served by this loop
     await server.cleanup()
+    source_docs = len(source.selected_docs(spec.source.collection, query))
+    cpu = statistics.median(run.cpu for run in runs)
+    wall = statistics.median(run.wall for run in runs)
+    engine_cpu = statistics.median(run.cpu - run.server for run in runs)
+    rates = sorted(round(result.row_count / run.cpu) for run in runs if run.cpu)
     out: dict[str, Any] = {
         "type": name,
         "engine": "columnar" if uses_columnar else "rows",
@@ -497,13 +527,16 @@ async def _run_type(
         "cpu_seconds": round(cpu, 3),
         "wall_seconds": round(wall, 3),
         "rows_per_cpu_second": round(result.row_count / cpu) if cpu else None,
+        "repeat": len(runs),
+        "rows_per_cpu_second_range": [rates[0], rates[-1]] if rates else None,
+        "probed_rows_per_cpu_second": round(probed.row_count / probed_cpu) if probed_cpu else None,
         "first_export_rows_per_cpu_second": round(first.row_count / first_cpu)
         if first_cpu
         else None,
         # For a type that writes few rows of a full scan (reminderEmailSample: 70 of 10,000
         # scoring records), what it reads per CPU-second says how fast it runs.
         "source_docs_per_cpu_second": round(source_docs / cpu) if cpu else None,
-        "replay_cpu_seconds": round(source.server_seconds, 3),
+        "replay_cpu_seconds": round(statistics.median(run.server for run in runs), 3),
         "rows_per_cpu_second_without_replay": round(result.row_count / engine_cpu)
         if engine_cpu > 0
         else None,
@@ -572,7 +605,12 @@ async def _baselines(
 
 
 def _child(
-    name: str, directory: Path, engine: str, batch_size: int | None, chunk_bytes: int | None
+    name: str,
+    directory: Path,
+    engine: str,
+    batch_size: int | None,
+    chunk_bytes: int | None,
+    repeat: int,
 ) -> dict[str, Any]:
     out = subprocess.run(
         [
@@ -587,6 +625,8 @@ def _child(
             engine,
             *(["--batch-size", str(batch_size)] if batch_size else []),
             *(["--chunk-bytes", str(chunk_bytes)] if chunk_bytes is not None else []),
+            "--repeat",
+            str(repeat),
         ],
         check=True,
         capture_output=True,
@@ -601,7 +641,8 @@ _COLUMNS = (
     "type",
     "engine",
     "rows",
-    "rows/CPU-s",
+    "rows/CPU-s (median)",
+    "range",
     "first export of the process: rows/CPU-s",
     "source docs/CPU-s",
     "without the replay's look-ups",
@@ -623,6 +664,7 @@ def _row(r: dict[str, Any]) -> list[str]:
         r["engine"],
         f"{r['rows']:,}",
         f"{r['rows_per_cpu_second']:,}",
+        "{:,}-{:,}".format(*r["rows_per_cpu_second_range"]),
         f"{r['first_export_rows_per_cpu_second']:,}",
         f"{r['source_docs_per_cpu_second']:,}",
         f"{r['rows_per_cpu_second_without_replay'] or 0:,}",
@@ -666,6 +708,12 @@ def main() -> None:
         default=None,
         help="replies joined per columnar chunk (default: EXPORT_COLUMNAR_CHUNK_BYTES's; 0: none)",
     )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=5,
+        help="measured exports per type after the first; the figures are their median",
+    )
     parser.add_argument("--child")
     parser.add_argument("--data")
     args = parser.parse_args()
@@ -674,7 +722,12 @@ def main() -> None:
             json.dumps(
                 asyncio.run(
                     _run_type(
-                        args.child, Path(args.data), args.engine, args.batch_size, args.chunk_bytes
+                        args.child,
+                        Path(args.data),
+                        args.engine,
+                        args.batch_size,
+                        args.chunk_bytes,
+                        args.repeat,
                     )
                 )
             )
@@ -686,15 +739,20 @@ def main() -> None:
     directory = ensure_dataset(args.users, args.seed)
     results = []
     for name in names:
-        results.append(_child(name, directory, args.engine, args.batch_size, args.chunk_bytes))
+        results.append(
+            _child(name, directory, args.engine, args.batch_size, args.chunk_bytes, args.repeat)
+        )
         print(json.dumps(results[-1]), flush=True)
         if args.compare_rows and results[-1]["engine"] == "columnar":
-            results.append(_child(name, directory, "rows", args.batch_size, args.chunk_bytes))
+            results.append(
+                _child(name, directory, "rows", args.batch_size, args.chunk_bytes, args.repeat)
+            )
             print(json.dumps(results[-1]), flush=True)
     report = {
         "machine": f"{os.cpu_count()} cpus",
         "users": args.users,
         "batch_size": args.batch_size,
+        "repeat": args.repeat,
         "results": results,
     }
     RESULTS.mkdir(exist_ok=True)

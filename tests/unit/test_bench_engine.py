@@ -21,12 +21,16 @@ from bench import engine
 )
 async def test_a_tiny_bench_run_reports_every_figure(export_type: str, engine_used: str) -> None:
     directory = engine.ensure_dataset(users=3000, seed=7)
-    result = await engine._run_type(export_type, directory, engine_used, batch_size=100)
+    result = await engine._run_type(export_type, directory, engine_used, batch_size=100, repeat=3)
     assert result["engine"] == engine_used
     assert result["rows"] > 100
+    assert result["repeat"] == 3
+    low, high = result["rows_per_cpu_second_range"]
+    assert 0 < low <= result["rows_per_cpu_second"] <= high
     for figure in (
         "rows_per_cpu_second",
         "first_export_rows_per_cpu_second",
+        "probed_rows_per_cpu_second",
         "source_docs_per_cpu_second",
         "csv_writer_rows_per_cpu_second",
         "decode_rows_per_cpu_second",
