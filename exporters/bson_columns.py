@@ -116,33 +116,38 @@ class BatchSchema:
         count = len(offsets) - 1
         nulls = {name: pa.nulls(count, _ARROW_TYPES[kind]) for name, kind in self.fields.items()}
         every = frozenset(range(count))
-        return TypedBatch(raw, offsets, nulls, self.fields, {name: every for name in self.fields})
+        by_field = {name: every for name in self.fields}
+        return TypedBatch(raw, offsets, nulls, self.fields, by_field, by_field)
 
     def decode(self, raw: bytes) -> TypedBatch:
         offsets = document_offsets(raw)
         try:
-            columns, suspect = self._columns(raw, offsets)
+            found = self._columns(raw, offsets)
         except (Malformed, pa.ArrowInvalid):
             return self._slow(raw, offsets)
-        by_field = {
-            dotted: frozenset(np.flatnonzero(flags).tolist()) for dotted, flags in suspect.items()
-        }
-        return TypedBatch(raw, offsets, columns, self.fields, by_field)
+        return TypedBatch(
+            raw,
+            offsets,
+            found.columns,
+            self.fields,
+            _indexes(found.suspect),
+            _indexes(found.cell_suspect),
+            found.number_cells,
+        )
 
-    def _columns(
-        self, raw: bytes, offsets: Sequence[int]
-    ) -> tuple[dict[str, pa.Array], dict[str, Flags]]:
+    def _columns(self, raw: bytes, offsets: Sequence[int]) -> _Found:
         buffer = Buffer(raw)
         bounds = np.asarray(offsets, dtype=np.int64)
         count = len(offsets) - 1
         top = walk(buffer, bounds[:-1], bounds[1:])
-        columns: dict[str, pa.Array] = {}
-        suspect: dict[str, Flags] = {}
+        found = _Found()
+        columns, suspect = found.columns, found.suspect
         for dotted, name, kind in self._tops:
             hits = top.named(buffer, name)
             columns[dotted], suspect[dotted] = _column(
                 buffer, top, hits, top.owner[hits], count, kind
             )
+            found.cells_of(dotted, kind, buffer, top, hits, top.owner[hits])
         for parent, children in self._parents:
             hits = top.named(buffer, parent)
             docs = top.owner[hits]
@@ -160,7 +165,52 @@ class BatchSchema:
                     buffer, inner, child_hits, inner_docs[child_hits], count, kind
                 )
                 columns[dotted], suspect[dotted] = column, flags | spoilt
-        return columns, suspect
+                found.cells_of(dotted, kind, buffer, inner, child_hits, inner_docs[child_hits])
+                found.cell_suspect[dotted] |= spoilt
+        return found
+
+
+@dataclass
+class _Found:
+    """A reply's typed columns; per field, the documents whose value the column does not
+    stand for (`suspect`) and those whose cell it does not (`cell_suspect`, fewer: an integer
+    in a string field is suspect as a value, yet its cell is its decimal text, in
+    `number_cells`)."""
+
+    columns: dict[str, pa.Array] = field(default_factory=dict)
+    suspect: dict[str, Flags] = field(default_factory=dict)
+    cell_suspect: dict[str, Flags] = field(default_factory=dict)
+    number_cells: dict[str, tuple[Ints, pa.Array]] = field(default_factory=dict)
+
+    def cells_of(
+        self,
+        dotted: str,
+        kind: FieldType,
+        buffer: Buffer,
+        elements: Elements,
+        hits: Ints,
+        docs: Ints,
+    ) -> None:
+        """The field's cell suspects, once its column and suspects are in."""
+        flags = self.suspect[dotted].copy()
+        self.cell_suspect[dotted] = flags
+        if kind is not FieldType.STR:
+            return
+        # A string field holding a whole number (a phone stored as 15550000004): the row
+        # rules write an int's decimal text (format_cell), which pyarrow's cast writes too.
+        types = elements.kind[hits]
+        whole = ((types == _INT32) | (types == _INT64)) & ~_repeated(docs, flags.size)[docs]
+        if not whole.any():
+            return
+        at, small = hits[whole], types[whole] == _INT32
+        numbers = np.where(small, buffer.i4[elements.value[at]], buffer.i8[elements.value[at]])
+        flags[docs[whole]] = False
+        texts = pa.array(numbers.astype(np.int64)).cast(pa.large_string())
+        self.number_cells[dotted] = (docs[whole], texts)
+
+
+def _indexes(flags: Mapping[str, Flags]) -> dict[str, frozenset[int]]:
+    return {dotted: frozenset(np.flatnonzero(one).tolist()) for dotted, one in flags.items()}
 
 
 def _flags(docs: Ints, count: int) -> Flags:
@@ -333,6 +383,11 @@ class TypedBatch:
     # Per field, the documents whose value in it the column does not stand for: only those
     # cells of a suspect document need the row rules, the document's other columns are exact.
     suspect_fields: Mapping[str, frozenset[int]]
+    # Per field, the documents whose cell `formatted` does not stand for: the suspect ones but
+    # those whose cell is known all the same (an integer in a string field, in number_cells).
+    cell_suspect_fields: Mapping[str, frozenset[int]]
+    # Per string field, the documents holding a whole number there and its decimal text.
+    number_cells: Mapping[str, tuple[Ints, pa.Array]] = field(default_factory=dict)
     suspect: frozenset[int] = field(init=False)  # suspect in any field
     _docs: dict[int, Doc] = field(default_factory=dict, repr=False, compare=False)
 
@@ -366,8 +421,14 @@ class TypedBatch:
         return values
 
     def formatted(self, dotted: str) -> pl.Series:
-        """The field's cells (null for ''); rows of suspect documents are to be replaced."""
-        return format_column(self.columns[dotted], self.fields[dotted])
+        """The field's cells (null for ''); rows of documents suspect in the field's cells
+        (`cell_suspect_fields`) are to be replaced."""
+        cells = format_column(self.columns[dotted], self.fields[dotted])
+        numbers = self.number_cells.get(dotted)
+        if numbers is not None:
+            docs, texts = numbers
+            cells = cells.scatter(docs, pl.Series(pl.from_arrow(texts)))
+        return cells
 
 
 def format_column(array: pa.Array, kind: FieldType) -> pl.Series:

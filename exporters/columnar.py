@@ -656,7 +656,11 @@ class ColumnarBatches:
         for number, column in enumerate(spec.columns):
             if isinstance(column.get, Computed):
                 continue  # computed from exact values (suspect documents' as decoded)
-            positions = suspects.positions(self._column_paths[number])
+            # A path column's cells are read as cells (an integer phone's is its text); an
+            # Either's by the truthiness of their values.
+            positions = suspects.positions(
+                self._column_paths[number], cells=column.path is not None
+            )
             if positions:
                 rows_at = [kept[at] for at in positions]
                 if column.path is not None:
@@ -796,10 +800,12 @@ class _SuspectCells:
 
     def __init__(self, view: _KeptRows) -> None:
         self._view = view
-        self._found: dict[str, pl.Series | None] = {}
+        self._found: dict[tuple[str, bool], pl.Series | None] = {}
 
-    def positions(self, paths: Sequence[str]) -> list[int]:
-        found = [flags for p in paths if (flags := self._flags(p)) is not None]
+    def positions(self, paths: Sequence[str], *, cells: bool) -> list[int]:
+        """The kept rows whose cell reading `paths` the columns cannot stand for: with
+        `cells`, the paths are read as cells (a plain path column), else as values."""
+        found = [flags for p in paths if (flags := self._flags(p, cells)) is not None]
         if not found:
             return []
         hit = found[0]
@@ -807,13 +813,14 @@ class _SuspectCells:
             hit = hit | flags
         return hit.arg_true().to_list()
 
-    def _flags(self, dotted: str) -> pl.Series | None:
-        """Per kept row, whether its cell at `dotted` is suspect; None when none is."""
-        if dotted not in self._found:
-            self._found[dotted] = self._compute(dotted)
-        return self._found[dotted]
+    def _flags(self, dotted: str, cells: bool) -> pl.Series | None:
+        """Per kept row, whether its reading of `dotted` is suspect; None when none is."""
+        key = (dotted, cells)
+        if key not in self._found:
+            self._found[key] = self._compute(dotted, cells)
+        return self._found[key]
 
-    def _compute(self, dotted: str) -> pl.Series | None:
+    def _compute(self, dotted: str, cells: bool) -> pl.Series | None:
         view = self._view
         root, _, field_name = dotted.partition(".")
         if root in _ROW_VALUES and not field_name:
@@ -821,10 +828,14 @@ class _SuspectCells:
             # expanded by markets_of over the decoded entry), and their cells format them.
             return None
         if root == "doc":
-            return _member(view.doc_index, view.stage.docs.suspect_fields[field_name])
+            docs = view.stage.docs
+            odd = docs.cell_suspect_fields if cells else docs.suspect_fields
+            return _member(view.doc_index, odd[field_name])
         for one in view.joined:
             if one.plan.join.name == root and one.batch is not None:
-                return _member(view.join_index(one), one.batch.suspect_fields[field_name])
+                batch = one.batch
+                odd = batch.cell_suspect_fields if cells else batch.suspect_fields
+                return _member(view.join_index(one), odd[field_name])
         return None  # constants and cached documents are read as they are
 
 

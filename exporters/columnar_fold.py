@@ -255,6 +255,10 @@ class FoldedBatch:
         # A row-rule document may hold any value in any of its fields.
         return dict.fromkeys(FOLDED_FIELDS, self._suspect)
 
+    @property
+    def cell_suspect_fields(self) -> Mapping[str, frozenset[int]]:
+        return self.suspect_fields
+
     def __len__(self) -> int:
         return self._rows
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import bson
 
 from exporters.bson_columns import BatchSchema, FieldType
+from exporters.formatting import format_cell
+from exporters.spec import read_path
 
 
 def _reply(*docs: dict[str, object]) -> bytes:
@@ -39,6 +41,35 @@ def test_a_wrong_type_is_suspect_in_its_own_field_and_the_others_stay_typed() ->
     assert batch.columns["optIns.sms"].to_pylist()[0] is True
     assert batch.columns["name"].to_pylist()[1:] == ["b", "c"]
     assert batch.columns["optIns.promoterIds"].to_pylist()[2] == ["q", "r"]
+
+
+def test_a_whole_number_in_a_string_field_is_a_suspect_value_but_a_known_cell() -> None:
+    # Phones stored as numbers (int32 and int64, negative too): the row rules write the
+    # int's text, so the cell is known; a filter or a rule still reads the driver's int.
+    schema = BatchSchema({"phone": FieldType.STR, "user.phone": FieldType.STR})
+    docs: list[dict[str, object]] = [
+        {"phone": 5, "user": {"phone": -7}},
+        {"phone": bson.Int64(15550000004), "user": {"phone": bson.Int64(-(2**63))}},
+        {"phone": "+1 555", "user": {"phone": 0}},
+        {"phone": 2**31 - 1, "user": "not a document"},
+        {"phone": 3.0, "user": None},
+    ]
+    raw = _reply(*docs)
+    # A number named twice: the driver keeps the last, so its cell is the row rules' too.
+    twice = bson.encode({"phone": 1, "other": 2}).replace(b"other", b"phone")
+    batch = schema.decode(raw + twice)
+    decoded = [bson.decode(raw) for raw in [bson.encode(d) for d in docs]] + [bson.decode(twice)]
+    assert batch.suspect_fields == {"phone": {0, 1, 3, 4, 5}, "user.phone": {0, 1, 2, 3}}
+    assert batch.cell_suspect_fields == {"phone": {4, 5}, "user.phone": {3}}
+    for dotted in ("phone", "user.phone"):
+        cells = batch.formatted(dotted).to_list()
+        odd = batch.cell_suspect_fields[dotted]
+        expected = [format_cell(read_path(doc, dotted.split("."))) for doc in decoded]
+        assert [c for i, c in enumerate(cells) if i not in odd] == [
+            e or None for i, e in enumerate(expected) if i not in odd
+        ]
+        # Values stay the driver's: an int, not its text.
+        assert batch.values(dotted) == [read_path(doc, dotted.split(".")) for doc in decoded]
 
 
 def test_a_reply_whose_bytes_do_not_add_up_is_suspect_in_every_field() -> None:
