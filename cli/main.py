@@ -310,19 +310,13 @@ def list_exports(
 ) -> None:
     """The campaign's exports, newest first."""
     with ctx.client() as client:
-        records = list(
-            client.list_exports(
-                campaign_id,
-                status=status,
-                export_type=export_type,
-                limit=limit,
-                every_page=every_page,
-            )
+        records = client.list_exports(
+            campaign_id, status=status, export_type=export_type, limit=limit, every_page=every_page
         )
-    if ctx.json:
-        render.print_json(records)
-    else:
-        render.export_table(records)
+        if ctx.json:
+            render.print_json_array(records)  # page by page, however long the history
+        else:
+            render.export_table(records)
 
 
 @cli.command("watch")
@@ -460,11 +454,11 @@ def ccpa_status(ctx: Context, request_id: str) -> None:
 def ccpa_list(ctx: Context, status: str | None, limit: int, every_page: bool) -> None:
     """CCPA deletion requests, newest first."""
     with ctx.client() as client:
-        requests = list(client.list_ccpa(status=status, limit=limit, every_page=every_page))
-    if ctx.json:
-        render.print_json(requests)
-    else:
-        render.ccpa_table(requests)
+        requests = client.list_ccpa(status=status, limit=limit, every_page=every_page)
+        if ctx.json:
+            render.print_json_array(requests)
+        else:
+            render.ccpa_table(requests)
 
 
 def main() -> None:

@@ -28,6 +28,18 @@ def print_json(value: Any) -> None:
     out.file.flush()
 
 
+def print_json_array(values: Iterable[Any]) -> None:
+    """`print_json` of a list, written item by item as `values` yields them: `list --all`
+    over a long history holds one page at a time, not every record."""
+    first = True
+    for value in values:
+        item = orjson.dumps(value, option=orjson.OPT_INDENT_2).decode().replace("\n", "\n  ")
+        out.file.write(("[\n  " if first else ",\n  ") + item)
+        first = False
+    out.file.write("[]\n" if first else "\n]\n")
+    out.file.flush()
+
+
 def print_json_line(value: Any) -> None:
     out.file.write(orjson.dumps(value).decode() + "\n")
     out.file.flush()

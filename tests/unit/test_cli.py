@@ -158,3 +158,32 @@ def test_watch_stops_on_a_refusal() -> None:
 
     with pytest.raises(ApiError):
         watch(fetch, interval=0.0, timeout=None, show_bar=False)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [[], [{}], [1], [{"id": "a", "objects": [{"key": 'k\n"q"'}], "n": None}, [], {"b": [1, 2]}]],
+)
+def test_a_json_array_is_written_item_by_item_as_print_json_writes_it_whole(
+    values: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    from cli import render
+
+    whole, streamed = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(render.out, "file", whole)
+    render.print_json(values)
+    monkeypatch.setattr(render.out, "file", streamed)
+    sizes: list[int] = []
+
+    def pages() -> Any:
+        for value in values:
+            sizes.append(len(streamed.getvalue()))
+            yield value
+
+    render.print_json_array(pages())
+    assert streamed.getvalue() == whole.getvalue()
+    # Each item was out before the next one was asked for: one page held at a time.
+    assert sizes == sorted(set(sizes))
+    assert all(size > 0 for size in sizes[1:])
