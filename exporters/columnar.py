@@ -172,6 +172,9 @@ def _check_shape(spec: ExportSpec) -> None:
     for join in spec.joins:
         if join.key_path is None:
             raise NotColumnar(f"join {join.name}: no key path")
+        if join.cached and join.field != "_id":
+            # Cached documents are looked up by _id here (markets, promoters).
+            raise NotColumnar(f"join {join.name}: cached, by another field than _id")
         if join.cached or (join.field == "_id" and join.choose is None):
             continue
         # By another field: several documents may match a key, and `choose` picks one.

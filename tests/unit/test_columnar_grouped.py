@@ -138,4 +138,6 @@ def test_what_has_no_columnar_form_keeps_the_row_engine() -> None:
     assert plan_or_reason(plain_group) == "layout ZipOfCsv grouped by a plain function"
     first_code = replace(spec, joins=(*spec.joins[:3], replace(spec.joins[3], choose=None)))
     assert plan_or_reason(first_code) == "join code: not by _id, and no columnar choice"
+    market_by_name = replace(spec, joins=(spec.joins[0], replace(spec.joins[1], field="name")))
+    assert plan_or_reason(market_by_name) == "join market: cached, by another field than _id"
     assert isinstance(plan_or_reason(spec), ColumnarPlan)
