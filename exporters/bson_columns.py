@@ -175,7 +175,8 @@ class _Found:
     """A reply's typed columns; per field, the documents whose value the column does not
     stand for (`suspect`) and those whose cell it does not (`cell_suspect`, fewer: an integer
     in a string field is suspect as a value, yet its cell is its decimal text, in
-    `number_cells`)."""
+    `number_cells`; a lone string in a list field is suspect as a value, yet the column holds
+    it as a list of one, whose cell is the string)."""
 
     columns: dict[str, pa.Array] = field(default_factory=dict)
     suspect: dict[str, Flags] = field(default_factory=dict)
@@ -194,6 +195,11 @@ class _Found:
         """The field's cell suspects, once its column and suspects are in."""
         flags = self.suspect[dotted].copy()
         self.cell_suspect[dotted] = flags
+        if kind is FieldType.STR_LIST:
+            # A lone string's cell is the string, as its list of one is written.
+            lone_docs, _, _ = _lone_strings(elements, hits, docs, _repeated(docs, flags.size))
+            flags[lone_docs] = False
+            return
         if kind is not FieldType.STR:
             return
         # A string field holding a whole number (a phone stored as 15550000004): the row
@@ -238,14 +244,16 @@ def _column(
     right = types == allowed[0]
     for other in allowed[1:]:
         right |= types == other
-    suspect = _flags(docs[~right & (types != _NULL)], count) | _repeated(docs, count)
+    repeated = _repeated(docs, count)
+    suspect = _flags(docs[~right & (types != _NULL)], count) | repeated
+    lone = _lone_strings(elements, hits, docs, repeated) if kind is FieldType.STR_LIST else None
     docs, hits = docs[right], hits[right]
     value, end = elements.value[hits], elements.end[hits]
     valid = _flags(docs, count)
     if kind is FieldType.STR:
         return _strings(buffer, docs, value, end, count, valid), suspect
-    if kind is FieldType.STR_LIST:
-        return _string_lists(buffer, docs, value, end, count, valid, suspect), suspect
+    if lone is not None:
+        return _string_lists(buffer, docs, value, end, count, valid, suspect, lone), suspect
     if kind is FieldType.BOOL:
         byte = buffer.u1[value]
         odd = byte > 1  # the driver's reading of another byte is left to it
@@ -319,6 +327,17 @@ def _string_array(buffer: Buffer, begins: Ints, lengths: Ints, valid: Flags) -> 
     return array
 
 
+def _lone_strings(
+    elements: Elements, hits: Ints, docs: Ints, repeated: Flags
+) -> tuple[Ints, Ints, Ints]:
+    """A list field's elements that are a lone string, in documents holding the field once
+    (their document, value and end): the value is suspect (a str, not a list), but `as_list`
+    and a cell read it as the list of that one string, which the column holds for it."""
+    single = (elements.kind[hits] == _STRING) & ~repeated[docs]
+    at = hits[single]
+    return docs[single], elements.value[at], elements.end[at]
+
+
 def _string_lists(
     buffer: Buffer,
     docs: Ints,
@@ -327,14 +346,25 @@ def _string_lists(
     count: int,
     valid: Flags,
     suspect: Flags,
+    lone: tuple[Ints, Ints, Ints],
 ) -> pa.Array:
-    """Arrays (elements of type 4) of strings; an array holding anything else is suspect."""
+    """Arrays (elements of type 4) of strings, and the `lone` strings (documents, values,
+    ends) as lists of one; an array holding anything else is suspect."""
     items = walk(buffer, value, end)
+    owners = docs[items.owner]
+    kinds, begins, ends = items.kind, items.value, items.end
+    lone_docs, lone_begins, lone_ends = lone
+    if lone_docs.size:
+        owners = np.concatenate([owners, lone_docs])
+        kinds = np.concatenate([kinds, np.full(lone_docs.size, _STRING, dtype=np.uint8)])
+        begins = np.concatenate([begins, lone_begins])
+        ends = np.concatenate([ends, lone_ends])
+        valid[lone_docs] = True
     # The walk finds every array's first item, then every second one: by document, stably
     # (the arrays themselves were found in the order of their elements, not of documents).
-    order = np.argsort(docs[items.owner], kind="stable")
-    item_docs = docs[items.owner[order]]
-    odd = items.kind[order] != _STRING
+    order = np.argsort(owners, kind="stable")
+    item_docs = owners[order]
+    odd = kinds[order] != _STRING
     suspect[item_docs[odd]] = True
     valid[item_docs[odd]] = False
     keep = valid[item_docs]
@@ -345,8 +375,8 @@ def _string_lists(
     strings = _strings(
         buffer,
         np.arange(kept.size),
-        items.value[kept],
-        items.end[kept],
+        begins[kept],
+        ends[kept],
         kept.size,
         np.ones(kept.size, dtype=np.bool_),
     )
@@ -405,6 +435,15 @@ class TypedBatch:
             found = bson.decode(self.raw[start:end], codec_options=DRIVER_CODEC_OPTIONS)
             self._docs[index] = found
         return found
+
+    def list_suspect(self, dotted: str) -> frozenset[int]:
+        """The documents whose reading of the field through `as_list` (exporters.joins) the
+        column does not stand for: of a list field, the suspect ones but those holding a lone
+        string (the column holds it as its list of one, as `as_list` reads it, and its cell
+        is the string: they are `cell_suspect_fields`); of any other field, the suspect."""
+        if self.fields[dotted] is FieldType.STR_LIST:
+            return self.cell_suspect_fields[dotted]
+        return self.suspect_fields[dotted]
 
     def values(self, dotted: str) -> list[Any]:
         """Python values of a STR, BOOL or STR_LIST field; documents suspect in it read as

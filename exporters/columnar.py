@@ -320,7 +320,9 @@ def _market_rows(docs: TypedBatch) -> tuple[list[int], list[Any], list[bool]]:
     Entries whose columns are exact are expanded by polars; the suspect ones (read as the
     driver decodes them) by `markets_of` itself, their rows put in their entries' places.
     """
-    suspect = sorted(docs.suspect)
+    # Entries whose markets the columns stand for: `markets_of` reads the primary as it is
+    # and the additional ones through `as_list` (a lone id is a list of one in the column).
+    suspect = sorted(docs.suspect_fields["marketId"] | docs.list_suspect("additionalMarketIds"))
     frame = pl.DataFrame(
         {
             "primary": pl.from_arrow(docs.columns["marketId"]),

@@ -115,7 +115,9 @@ class RunFold:
             first, last = int(starts[run]), int(ends[run])
             entries = [docs.doc(index) for index in range(first, last + 1)]
             by_rule[run] = fold(docs.doc(last).get(key), entries)
-        odd_markets = frozenset().union(*(odd[name] for name in fold.market_reads))
+        # `markets_of_entry` reads the additional ids through `as_list` (a lone id is a list
+        # of one in the column).
+        odd_markets = frozenset().union(*map(docs.list_suspect, fold.market_reads))
         columns = _user_runs(docs, run_of, starts, fold, odd_markets - by_rule_docs)
         run_keys = docs.columns[key].take(pa.array(ends))
         if by_rule_runs:  # their keys may be of any type: the row rule's documents hold them

@@ -18,7 +18,8 @@ def promoter_rows(docs: TypedBatch) -> tuple[list[int], list[Any]]:
     item of another type) by `entry_promoters` itself over the decoded entry.
     """
     field = EntryPromoters.reads[0]
-    suspect = sorted(docs.suspect_fields[field])
+    # `entry_promoters` reads the list through `as_list`: a lone id is a list of one.
+    suspect = sorted(docs.list_suspect(field))
     frame = pl.DataFrame({"id": pl.from_arrow(docs.columns[field])}).with_row_index("doc")
     if suspect:
         frame = frame.filter(~pl.col("doc").is_in(pl.Series(suspect, dtype=pl.UInt32)))

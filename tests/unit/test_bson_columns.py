@@ -7,6 +7,7 @@ import bson
 
 from exporters.bson_columns import BatchSchema, FieldType
 from exporters.formatting import format_cell
+from exporters.joins import as_list
 from exporters.spec import read_path
 
 
@@ -70,6 +71,34 @@ def test_a_whole_number_in_a_string_field_is_a_suspect_value_but_a_known_cell() 
         ]
         # Values stay the driver's: an int, not its text.
         assert batch.values(dotted) == [read_path(doc, dotted.split(".")) for doc in decoded]
+
+
+def test_a_lone_string_in_a_list_field_is_a_list_of_one_to_as_list_and_to_its_cell() -> None:
+    schema = BatchSchema({"ids": FieldType.STR_LIST, "opt.ids": FieldType.STR_LIST})
+    docs: list[dict[str, object]] = [
+        {"ids": "m1", "opt": {"ids": ""}},
+        {"ids": ["m2", "m3"], "opt": {"ids": ["p", 1]}},
+        {"ids": 7, "opt": "not a document"},
+        {"ids": None, "opt": {"ids": "p2"}},
+        {"opt": {"ids": {"a": "b"}}},
+    ]
+    # Named twice: the driver keeps the last, so the document stays the row rules'.
+    twice = bson.encode({"ids": "x", "zzz": "y"}).replace(b"zzz", b"ids")
+    batch = schema.decode(_reply(*docs) + twice)
+    decoded = [*docs, bson.decode(twice)]
+    assert batch.suspect_fields == {"ids": {0, 2, 5}, "opt.ids": {0, 1, 2, 3, 4}}
+    assert batch.list_suspect("ids") == {2, 5}
+    assert batch.list_suspect("opt.ids") == {1, 2, 4}
+    assert batch.cell_suspect_fields == {"ids": {2, 5}, "opt.ids": {1, 2, 4}}
+    for dotted in ("ids", "opt.ids"):
+        exact = [i for i in range(len(decoded)) if i not in batch.list_suspect(dotted)]
+        values = [read_path(doc, dotted.split(".")) for doc in decoded]
+        column = batch.columns[dotted].to_pylist()
+        assert [column[i] or [] for i in exact] == [as_list(values[i]) for i in exact]
+        cells = batch.formatted(dotted).to_list()
+        assert [cells[i] or "" for i in exact] == [format_cell(values[i]) for i in exact]
+        # Values stay the driver's: the lone string, not a list.
+        assert batch.values(dotted) == values
 
 
 def test_a_reply_whose_bytes_do_not_add_up_is_suspect_in_every_field() -> None:
