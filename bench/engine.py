@@ -59,6 +59,7 @@ from bson.codec_options import CodecOptions, DatetimeConversion
 
 from core.deps import MultipartUpload
 from devstack.generate import BIG_CAMPAIGN_ID, COLLECTIONS, GENERATOR_VERSION, generated_documents
+from devstack.query import matches
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results"
@@ -103,20 +104,6 @@ def _get(doc: Mapping[str, Any], dotted: str) -> Any:
     for part in dotted.split("."):
         value = value.get(part) if isinstance(value, dict) else None
     return value
-
-
-def _matches(doc: Mapping[str, Any], query: Mapping[str, Any]) -> bool:
-    for name, wanted in query.items():
-        value = _get(doc, name)
-        if isinstance(wanted, dict) and "$ne" in wanted:
-            if value == wanted["$ne"]:
-                return False
-        elif isinstance(wanted, dict) and "$in" in wanted:
-            if value not in wanted["$in"]:
-                return False
-        elif value != wanted:
-            return False
-    return True
 
 
 Projection = Mapping[str, Any] | None
@@ -178,7 +165,7 @@ class ReplaySource:
         join's documents are indexed as its projection leaves them."""
         docs = self._decoded(collection)
         self._selected[(collection, repr(sorted(query.items())))] = [
-            raw for raw, doc in zip(self.raw[collection], docs, strict=True) if _matches(doc, query)
+            raw for raw, doc in zip(self.raw[collection], docs, strict=True) if matches(doc, query)
         ]
         for join_collection, field, projection in join_fields:
             index: dict[str, list[bytes]] = {}
@@ -242,7 +229,7 @@ class ReplaySource:
         sort: Sequence[tuple[str, int]] | None = None,
     ) -> AsyncGenerator[list[dict[str, Any]], None]:
         if collection in ("markets", "campaigns", "promoters"):
-            yield [d for d in self._decoded(collection) if _matches(d, query)]
+            yield [d for d in self._decoded(collection) if matches(d, query)]
             return
         async with aclosing(
             self.find_raw(collection, query, batch_size=batch_size, sort=sort)
@@ -297,10 +284,10 @@ class ReplaySource:
         return {d["_id"]: d for d in found}
 
     async def find_one(self, collection: str, query: Mapping[str, Any]) -> dict[str, Any] | None:
-        return next((d for d in self._decoded(collection) if _matches(d, query)), None)
+        return next((d for d in self._decoded(collection) if matches(d, query)), None)
 
     async def distinct(self, collection: str, field: str, query: Mapping[str, Any]) -> list[Any]:
-        return list({_get(d, field) for d in self._decoded(collection) if _matches(d, query)})
+        return list({_get(d, field) for d in self._decoded(collection) if matches(d, query)})
 
     async def count(self, collection: str, query: Mapping[str, Any]) -> int:
         return len(self.selected_docs(collection, query))

@@ -16,6 +16,7 @@ import orjson
 from core.deps import Doc
 from core.errors import SourceUnavailable, UploadFailed
 from core.models import CcpaRequest, ExportRecord
+from devstack.query import matches
 from topics.status import StatusStore
 
 
@@ -26,25 +27,6 @@ def _get(doc: Mapping[str, Any], dotted: str) -> Any:
             return None
         value = value.get(part)
     return value
-
-
-def matches(doc: Mapping[str, Any], query: Mapping[str, Any]) -> bool:
-    """Equality on dotted paths plus `$in` and `$ne`; anything else is refused loudly."""
-    for key, condition in query.items():
-        value = _get(doc, key)
-        if isinstance(condition, Mapping):
-            for op, arg in condition.items():
-                if op == "$in":
-                    if value not in arg:
-                        return False
-                elif op == "$ne":
-                    if value == arg:
-                        return False
-                else:
-                    raise NotImplementedError(f"fake source does not support {op}")
-        elif value != condition:
-            return False
-    return True
 
 
 def _sort_key(value: Any) -> tuple[int, str]:

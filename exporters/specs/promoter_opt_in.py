@@ -9,7 +9,17 @@ from exporters.spec import Computed, ExportSpec, Find, ZipOfCsv, col
 SPEC = ExportSpec(
     name="promoterOptIn",
     description="entries opted in to a promoter; one {promoterId}.csv per promoter",
-    source=Find("entries", lambda ctx: {"campaignId": ctx.campaign_id}),
+    # The server leaves out entries that cannot give a row (most of a campaign's): without
+    # the list, or with an empty one. A superset of `entry_promoters`' entries, which it still
+    # filters: presence and emptiness only, not `$type: "string"`, which would drop an id
+    # stored as a BSON symbol (the driver decodes it to a str, so it makes a row today).
+    source=Find(
+        "entries",
+        lambda ctx: {
+            "campaignId": ctx.campaign_id,
+            "optIns.promoterIds": {"$exists": True, "$not": {"$size": 0}},
+        },
+    ),
     expand=entry_promoters,
     joins=(USER, PROMOTER),
     columns=(

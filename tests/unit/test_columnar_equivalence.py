@@ -12,6 +12,8 @@ byte-identical, with the same row and skipped counts.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import datetime as dt
 import io
 import random
@@ -22,10 +24,11 @@ import pytest
 from bson import Int64, ObjectId
 
 from exporters.columnar import ColumnarPlan, planned
-from exporters.registry import SPECS
+from exporters.registry import SPECS, get_spec
 from exporters.runner import RunOptions, load_context, run_export
 from exporters.spec import ExportSpec
 from tests.fakes import InMemorySource, InMemoryStore
+from tests.promoter_shapes import OPT_INS, PROMOTER_IDS, gives_rows
 
 UTC = dt.UTC
 BUCKETS = {"exports": "e", "scoring": "s", "vfScoring": "v", "sfmc": "f"}
@@ -73,6 +76,10 @@ OTHERS: tuple[Any, ...] = (
     {},
     ObjectId("64b7f0c2a1b2c3d4e5f60718"),
 )
+# What promoterOptIn's rule and its pushed-down filter must agree on: lone ids, [""], ids
+# among non-strings, nested lists, documents, optIns as a list of documents...
+PROMOTER_SHAPES = tuple(PROMOTER_IDS.values())
+OPT_IN_SHAPES = tuple(OPT_INS.values())
 _MISSING = object()
 
 
@@ -152,12 +159,21 @@ def dataset(seed: int) -> dict[str, list[dict[str, Any]]]:
                 "artist": f.value(lambda: rng.random() < 0.6, odd=0.1),
                 "sms": f.value(lambda: rng.random() < 0.5, odd=0.1),
                 "livenation": f.value(lambda: rng.random() < 0.4, odd=0.1),
-                "promoterIds": f.value(lambda: rng.sample(["p1", "p2", "p3"], 2), odd=0.1),
+                "promoterIds": f.value(
+                    lambda: (
+                        copy.deepcopy(rng.choice(PROMOTER_SHAPES))
+                        if rng.random() < 0.3
+                        else rng.sample(["p1", "p2", "p3"], 2)
+                    ),
+                    odd=0.1,
+                ),
             },
             odd=0.1,
         )
         if isinstance(opt_ins, dict):
             opt_ins = {k: v for k, v in opt_ins.items() if v is not _MISSING}
+        if rng.random() < 0.05:  # optIns as a list of documents, a string, ...
+            opt_ins = copy.deepcopy(rng.choice(OPT_IN_SHAPES))
         # Field names like nested paths ("optIns.artist", "ids[]"), as real fields.
         odd_names: dict[str, Any] = {}
         if rng.random() < 0.05:
@@ -311,6 +327,40 @@ async def test_both_engines_write_the_same_bytes(spec: ExportSpec, seed: int) ->
     assert columnar[2].keys() == rows[2].keys()
     for key, body in rows[2].items():
         assert _content(columnar[2][key]) == _content(body), key
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("engine", ["rows", "columnar"])
+async def test_promoter_opt_in_filtered_by_the_server_writes_what_a_whole_campaign_does(
+    engine: str, seed: int
+) -> None:
+    """promoterOptIn's source filter only leaves out entries that give no row: the objects
+    and counts are those of reading every entry of the campaign."""
+    spec = get_spec("promoterOptIn")
+    every_entry = dataclasses.replace(
+        spec,
+        source=dataclasses.replace(spec.source, query=lambda ctx: {"campaignId": ctx.campaign_id}),
+    )
+    data = dataset(seed)
+    small = seed % 3 == 0
+    filtered = await _run(spec, data, engine, 4096 if seed % 2 else 0, small_files=small)
+    whole = await _run(every_entry, data, engine, 4096 if seed % 2 else 0, small_files=small)
+    assert filtered[:2] == whole[:2]
+    assert filtered[2].keys() == whole[2].keys()
+    for key, body in whole[2].items():
+        assert _content(filtered[2][key]) == _content(body), key
+    # The filter reads fewer entries, and the fuzz has entries that give rows in odd shapes.
+    source = InMemorySource(data)
+    query = spec.source.query(await _context(spec, source))
+    read = await source.count("entries", query)
+    assert sum(gives_rows(e) for e in data["entries"]) <= read < len(data["entries"])
+    assert any(
+        gives_rows(e) and not isinstance(e["optIns"]["promoterIds"], list) for e in data["entries"]
+    )
+
+
+async def _context(spec: ExportSpec, source: InMemorySource) -> Any:
+    return await load_context(spec, source, export_id="x", campaign_id="c1", params={})
 
 
 def _content(body: bytes) -> Any:
