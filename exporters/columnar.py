@@ -529,11 +529,20 @@ class ColumnarBatches:
                 if stage.row_primary is not None:
                     stage.row_primary = list(itertools.compress(stage.row_primary, kept))
                 stage.by_doc = False
-        for plan in self._plan.joins:
-            keys = self._values_for(stage, [], plan.key)
-            stage.keys.append(keys)
-            stage.wanted.append(_string_keys(keys))
+        self._join_keys(stage)
         return stage
+
+    def _join_keys(self, stage: _Stage) -> None:
+        """Each join's key per row, and its distinct string keys: joins by the same path (the
+        entry of record and its presale code) share them."""
+        by_path: dict[tuple[str, ...], tuple[list[Any], set[str]]] = {}
+        for plan in self._plan.joins:
+            if plan.key not in by_path:
+                keys = self._values_for(stage, [], plan.key)
+                by_path[plan.key] = (keys, _string_keys(keys))
+            keys, wanted = by_path[plan.key]
+            stage.keys.append(keys)
+            stage.wanted.append(wanted)
 
     async def _join(self, plan: _JoinPlan, keys: list[Any], wanted: set[str]) -> _Joined:
         if plan.schema is None:
@@ -919,8 +928,12 @@ class _KeptRows:
         self.kept = kept
         self.kept_index = pl.Series(kept, dtype=pl.UInt32)
         self._every = len(kept) == len(stage.row_doc)
-        docs = kept if stage.by_doc else self.rows_of(stage.row_doc)
-        self.doc_index = pl.Series(docs, dtype=pl.UInt32)
+        # Row r is document r: the kept rows' documents are the kept rows.
+        self.doc_index = (
+            self.kept_index
+            if stage.by_doc
+            else pl.Series(self.rows_of(stage.row_doc), dtype=pl.UInt32)
+        )
         self._join_index: dict[str, pl.Series] = {}
         self._cached: dict[str, tuple[pl.Series, list[Doc | None]]] = {}
         self._values: dict[str, list[Any]] = {}
