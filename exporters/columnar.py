@@ -39,7 +39,7 @@ from exporters.cell_frames import (
 from exporters.columnar_fold import FOLDED_FIELDS, FoldedBatch, RunFold, run_fold
 from exporters.columnar_joins import chosen_index
 from exporters.columnar_rows import promoter_rows
-from exporters.columnar_values import computed_once
+from exporters.columnar_values import RuleValues, computed_distinct, computed_once
 from exporters.exclusions import ExclusionPass
 from exporters.formatting import format_cell
 from exporters.joins import Earliest, EntryMarkets, EntryPromoters, markets_of
@@ -529,11 +529,20 @@ class ColumnarBatches:
                 if stage.row_primary is not None:
                     stage.row_primary = list(itertools.compress(stage.row_primary, kept))
                 stage.by_doc = False
-        for plan in self._plan.joins:
-            keys = self._values_for(stage, [], plan.key)
-            stage.keys.append(keys)
-            stage.wanted.append(_string_keys(keys))
+        self._join_keys(stage)
         return stage
+
+    def _join_keys(self, stage: _Stage) -> None:
+        """Each join's key per row, and its distinct string keys: joins by the same path (the
+        entry of record and its presale code) share them."""
+        by_path: dict[tuple[str, ...], tuple[list[Any], set[str]]] = {}
+        for plan in self._plan.joins:
+            if plan.key not in by_path:
+                keys = self._values_for(stage, [], plan.key)
+                by_path[plan.key] = (keys, _string_keys(keys))
+            keys, wanted = by_path[plan.key]
+            stage.keys.append(keys)
+            stage.wanted.append(wanted)
 
     async def _join(self, plan: _JoinPlan, keys: list[Any], wanted: set[str]) -> _Joined:
         if plan.schema is None:
@@ -623,7 +632,7 @@ class ColumnarBatches:
             return EncodedBatch(frame_csv(self._cells_frame(view)), len(view.kept), skipped)
         if view is None:
             return GroupedCells(pl.DataFrame(), pl.Series([], dtype=pl.String), skipped)
-        groups = pl.Series(self._computed(group, view), dtype=pl.String)
+        groups = self._computed(group, view).strings()
         if self._limit is not None:
             # A group's rows past its first `limit` of the chunk are never written, whatever
             # the output holds already: no cells for them (a sample reads a full scan).
@@ -679,15 +688,77 @@ class ColumnarBatches:
                 columns[number] = columns[number].scatter(positions, fixed)
         return cells_frame(columns)
 
-    def _computed(self, computed: Computed, view: _KeptRows) -> list[Any]:
+    def _computed(self, computed: Computed, view: _KeptRows) -> RuleValues:
         """`computed` of each kept row, from the exact values of its paths."""
+        typed = [self._rule_strings(dotted, view) for dotted in computed.paths]
+        if typed and all(found is not None for found in typed):
+            columns = [found[0] for found in typed if found is not None]
+            flags = [found[1] for found in typed if found is not None and found[1] is not None]
+            odd = None
+            if flags:
+                odd = flags[0]
+                for more in flags[1:]:
+                    odd = odd | more
+            parts = [dotted.split(".") for dotted in computed.paths]
+            return computed_distinct(
+                computed.fn,
+                columns,
+                odd,
+                lambda at: tuple(self._reference_value(view, at, p) for p in parts),
+            )
         values = [
             view.kept_values(
                 dotted, lambda d: self._values_for(view.stage, view.joined, d.split("."))
             )
             for dotted in computed.paths
         ]
-        return computed_once(computed.fn, values)
+        return RuleValues.per_row(computed_once(computed.fn, values))
+
+    def _rule_strings(
+        self, dotted: str, view: _KeptRows
+    ) -> tuple[pl.Series, pl.Series | None] | None:
+        """The kept rows' values at `dotted` as a String column (null for None) when the path
+        reads a typed string field or a cached document's strings, with the flags of the rows
+        whose value is not the column's (None: no such row); None for any other path."""
+        root, *rest = dotted.split(".")
+        field_name = ".".join(rest)
+        stage = view.stage
+        if root == "doc":
+            docs = stage.docs
+            if not isinstance(docs, TypedBatch) or docs.fields.get(field_name) is not FieldType.STR:
+                return None
+            values = pl.Series(pl.from_arrow(docs.columns[field_name])).gather(view.doc_index)
+            return values, _member(view.doc_index, docs.suspect_fields[field_name])
+        one = next((j for j in view.joined if j.plan.join.name == root), None)
+        if one is None or not rest:
+            return None
+        if one.cached is not None:
+            keys, found = view.cached_values(one, rest)
+            # A cached document's value of another type: its rows are read by the row rules.
+            other = frozenset(
+                at for at, v in enumerate(found) if v is not None and type(v) is not str
+            )
+            strings = [None if at in other else v for at, v in enumerate(found)]
+            return pl.Series(strings, dtype=pl.String).gather(keys), _member(keys, other)
+        assert one.plan.schema is not None  # noqa: S101 (a typed join)
+        if one.plan.schema.fields.get(field_name) is not FieldType.STR:
+            return None
+        if one.batch is None:  # no row of the batch had a key to look up
+            return pl.Series([None] * len(view.kept), dtype=pl.String), None
+        index = view.join_index(one)
+        values = pl.Series(pl.from_arrow(one.batch.columns[field_name])).gather(index)
+        return values, _member(index, one.batch.suspect_fields[field_name])
+
+    @staticmethod
+    def _reference_value(view: _KeptRows, at: int, parts: Sequence[str]) -> Any:
+        """The value at `parts` of kept row `at`, read from its document as the driver decodes
+        it (the row rules' reading)."""
+        root, *rest = parts
+        row = view.kept[at]
+        if root == "doc":
+            return read_path(view.stage.docs.doc(view.stage.row_doc[row]), rest)
+        one = next(j for j in view.joined if j.plan.join.name == root)
+        return read_path(one.doc(row), rest)
 
     @staticmethod
     def _path_cells(
@@ -725,10 +796,7 @@ class ColumnarBatches:
 
     def _cells(self, column: Column, view: _KeptRows) -> pl.Series:
         if isinstance(column.get, Computed):
-            found = self._computed(column.get, view)
-            return pl.Series(
-                [v if type(v) is str else format_cell(v) for v in found], dtype=pl.String
-            )
+            return self._computed(column.get, view).cells()
         if isinstance(column.get, Either):
             # On typed string columns the truthiness of a value is that of its cell.
             if self._is_string(column.get.first) and self._is_string(column.get.second):
@@ -860,8 +928,12 @@ class _KeptRows:
         self.kept = kept
         self.kept_index = pl.Series(kept, dtype=pl.UInt32)
         self._every = len(kept) == len(stage.row_doc)
-        docs = kept if stage.by_doc else self.rows_of(stage.row_doc)
-        self.doc_index = pl.Series(docs, dtype=pl.UInt32)
+        # Row r is document r: the kept rows' documents are the kept rows.
+        self.doc_index = (
+            self.kept_index
+            if stage.by_doc
+            else pl.Series(self.rows_of(stage.row_doc), dtype=pl.UInt32)
+        )
         self._join_index: dict[str, pl.Series] = {}
         self._cached: dict[str, tuple[pl.Series, list[Doc | None]]] = {}
         self._values: dict[str, list[Any]] = {}
@@ -885,6 +957,12 @@ class _KeptRows:
 
     def cached_table(self, one: _Joined, parts: Sequence[str]) -> tuple[pl.Series, list[Any]]:
         """Each kept row's index into the distinct cached documents, and those cells."""
+        keys, values = self.cached_values(one, parts)
+        return keys, list(map(format_cell, values))
+
+    def cached_values(self, one: _Joined, parts: Sequence[str]) -> tuple[pl.Series, list[Any]]:
+        """Each kept row's index into the distinct cached documents (null for a row without
+        one), and those documents' values at `parts`."""
         name = one.plan.join.name
         if name not in self._cached:
             assert one.cached is not None  # noqa: S101
@@ -897,7 +975,7 @@ class _KeptRows:
             indexes = list(map(position.get, map(id, found)))
             self._cached[name] = (pl.Series(indexes, dtype=pl.UInt32), list(distinct))
         keys, distinct = self._cached[name]
-        return keys, [format_cell(read_path(doc, parts)) for doc in distinct]
+        return keys, [read_path(doc, parts) for doc in distinct]
 
 
 def plan_or_reason(spec: ExportSpec) -> ColumnarPlan | str:

@@ -133,6 +133,8 @@ def dataset(seed: int) -> dict[str, list[dict[str, Any]]]:
                 "state": f.value("NY"),
                 "eventDate": f.value(f.date),
                 "promoterIds": f.value(lambda: ["p1", "p2"]),
+                # The SFMC region's fallback, read from the cached markets (a few odd ones).
+                "countryCode": f.value(lambda: rng.choice(["US", "gb", " IE ", "FR"]), odd=0.4),
             },
         )
         for m in market_ids[:5]  # m5 is named by entries but does not exist
@@ -408,3 +410,35 @@ async def test_a_filter_of_suspect_values_builds_no_reference_row(
     assert await _run(spec, data, "columnar") == rows
     phones = [user.get("phone") for user in data["users"]]
     assert any(phone is not None and not isinstance(phone, str) for phone in phones)
+
+
+def _told_apart(*values: Any) -> str:
+    return repr(values)
+
+
+async def test_a_rule_that_tells_every_value_apart_reads_the_row_rules_values() -> None:
+    """The SFMC rules read None, "" and a value of another type alike, which would hide a
+    rule's value read wrongly by the columnar engine (a flagged row's, a cached market's
+    integer, a null read as ""): a rule that writes the repr of its values shows each one."""
+    from dataclasses import replace
+
+    from exporters.registry import get_spec
+    from exporters.spec import Computed, col
+
+    paths = ("user.countryCode", "market.countryCode", "entry.locale", "user.locale", "doc.tier")
+    odd_markets = 0
+    for name in ("reminderEmail", "autoReminderEmail"):
+        spec = get_spec(name)
+        spec = replace(spec, columns=(*spec.columns, col("Probe", Computed(paths, _told_apart))))
+        assert isinstance(planned([spec])[name], ColumnarPlan)
+        for seed in range(6):
+            data = dataset(seed)
+            rows = await _run(spec, data, "rows", small_files=seed % 2 == 0)
+            columnar = await _run(spec, data, "columnar", small_files=seed % 2 == 0)
+            assert columnar[:2] == rows[:2]
+            assert {k: _content(v) for k, v in columnar[2].items()} == {
+                k: _content(v) for k, v in rows[2].items()
+            }, (name, seed)
+            countries = [market.get("countryCode") for market in data["markets"]]
+            odd_markets += any(c is not None and not isinstance(c, str) for c in countries)
+    assert odd_markets

@@ -19,7 +19,8 @@ from exporters.cell_frames import GroupedCells, member_pieces
 from exporters.columnar import ColumnarPlan, plan_or_reason
 from exporters.columnar_joins import chosen_index
 from exporters.columnar_rows import promoter_rows
-from exporters.columnar_values import computed_once
+from exporters.columnar_values import computed_distinct, computed_once
+from exporters.formatting import format_cell
 from exporters.joins import earliest_assigned, entry_promoters
 from exporters.registry import get_spec
 from exporters.spec import ZipOfCsv
@@ -61,6 +62,40 @@ def test_a_computed_rule_runs_once_per_distinct_strings_and_never_mixes_types() 
     # A document among the values cannot be hashed: the rows are still computed.
     column = [{"a": 1}, "x", "x"]
     assert computed_once(rule, [column]) == [repr((v,)) for v in column]
+
+
+def test_a_rule_over_string_columns_is_the_rule_of_each_row_once_per_distinct_tuple() -> None:
+    # computed_distinct finds the distinct tuples in polars: None and "" (and "US" and "us")
+    # must stay apart, and the flagged rows must get the rule of their own values.
+    texts = ["US", "us", "", " ", None, "en_US", "Zoë 🎤"]
+    odd_values: list[Any] = [7, True, ["US"], {"a": 1}, None, "us"]
+    calls: list[tuple[Any, ...]] = []
+
+    def rule(*values: Any) -> Any:
+        calls.append(values)
+        return repr(values) if values[1] != " " else len(values)  # some not a str
+
+    for seed in range(30):
+        rng = random.Random(seed)
+        rows = rng.randrange(0, 40)
+        a = [rng.choice(texts) for _ in range(rows)]
+        b = [rng.choice(texts) for _ in range(rows)]
+        odd_rows = {r for r in range(rows) if rng.random() < 0.2} if seed % 3 else set()
+        own = {r: (rng.choice(odd_values), rng.choice(texts)) for r in odd_rows}
+        calls.clear()
+        odd = pl.Series([r in odd_rows for r in range(rows)], dtype=pl.Boolean)
+        found = computed_distinct(
+            rule,
+            [pl.Series(a, dtype=pl.String), pl.Series(b, dtype=pl.String)],
+            odd if odd_rows or seed % 2 else None,  # an odd series without a flag, or none
+            own.__getitem__,
+        )
+        expected = [rule(*own[r]) if r in odd_rows else rule(a[r], b[r]) for r in range(rows)]
+        assert found.cells().to_list() == [format_cell(v) for v in expected], seed
+        clean = [(a[r], b[r]) for r in range(rows) if r not in odd_rows]
+        distinct = list(dict.fromkeys(clean))
+        # Each distinct tuple once, in order of its first row, then each flagged row.
+        assert calls[: len(distinct) + len(odd_rows)] == distinct + [own[r] for r in sorted(own)]
 
 
 def _random_code(rng: random.Random, number: int) -> dict[str, Any]:
