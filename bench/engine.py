@@ -447,7 +447,6 @@ async def _run_type(
     freeze_long_lived()
     plan = plan_or_reason(spec)
     uses_columnar = engine == "columnar" and isinstance(plan, ColumnarPlan)
-    store = CountingStore()
     defaults = Settings.model_fields
     row_batch = batch_size or defaults["mongo_batch_size"].default
     columnar_batch = batch_size or defaults["export_columnar_batch_size"].default
@@ -496,9 +495,10 @@ async def _run_type(
     await asyncio.to_thread(poller.join)  # its last request is served by this loop
     await server.cleanup()
     source_docs = len(source.selected_docs(spec.source.collection, query))
-    cpu = statistics.median(run.cpu for run in runs)
-    wall = statistics.median(run.wall for run in runs)
-    engine_cpu = statistics.median(run.cpu - run.server for run in runs)
+    # A measured run's own figures (the higher middle one when `repeat` is even).
+    cpu = statistics.median_high(run.cpu for run in runs)
+    wall = statistics.median_high(run.wall for run in runs)
+    engine_cpu = statistics.median_high(run.cpu - run.server for run in runs)
     rates = sorted(round(result.row_count / run.cpu) for run in runs if run.cpu)
     out: dict[str, Any] = {
         "type": name,
@@ -523,7 +523,7 @@ async def _run_type(
         # For a type that writes few rows of a full scan (reminderEmailSample: 70 of 10,000
         # scoring records), what it reads per CPU-second says how fast it runs.
         "source_docs_per_cpu_second": round(source_docs / cpu) if cpu else None,
-        "replay_cpu_seconds": round(statistics.median(run.server for run in runs), 3),
+        "replay_cpu_seconds": round(statistics.median_high(run.server for run in runs), 3),
         "rows_per_cpu_second_without_replay": round(result.row_count / engine_cpu)
         if engine_cpu > 0
         else None,
