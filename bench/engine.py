@@ -59,7 +59,7 @@ from bson.codec_options import CodecOptions, DatetimeConversion
 
 from core.deps import MultipartUpload
 from devstack.generate import BIG_CAMPAIGN_ID, COLLECTIONS, GENERATOR_VERSION, generated_documents
-from devstack.query import matches
+from devstack.query import matches, value_at
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results"
@@ -97,13 +97,6 @@ def _split(raw: bytes) -> list[bytes]:
         docs.append(raw[position : position + size])
         position += size
     return docs
-
-
-def _get(doc: Mapping[str, Any], dotted: str) -> Any:
-    value: Any = doc
-    for part in dotted.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    return value
 
 
 Projection = Mapping[str, Any] | None
@@ -172,7 +165,7 @@ class ReplaySource:
             for raw, doc in zip(
                 self.raw[join_collection], self._decoded(join_collection), strict=True
             ):
-                key = _get(doc, field)
+                key = value_at(doc, field)
                 if isinstance(key, str):
                     index.setdefault(key, []).append(projected(raw, projection))
             # Each key's documents as one run of bytes: a look-up is then a join in C.
@@ -214,7 +207,7 @@ class ReplaySource:
         if sort and key not in self._presorted:
             self._presorted.add(key)
             (name, _), *_ = sort
-            keyed = [(str(_get(bson.decode(raw), name) or ""), raw) for raw in docs]
+            keyed = [(str(value_at(bson.decode(raw), name) or ""), raw) for raw in docs]
             docs = [raw for _, raw in sorted(keyed, key=lambda pair: pair[0])]
             self._selected[key] = docs
         return docs
@@ -246,7 +239,7 @@ class ReplaySource:
             return b"".join(
                 raw
                 for raw, doc in zip(self.raw[collection], self._decoded(collection), strict=True)
-                if _get(doc, field) in values
+                if value_at(doc, field) in values
             )
         return b"".join(filter(None, map(index.get, values)))
 
@@ -287,7 +280,7 @@ class ReplaySource:
         return next((d for d in self._decoded(collection) if matches(d, query)), None)
 
     async def distinct(self, collection: str, field: str, query: Mapping[str, Any]) -> list[Any]:
-        return list({_get(d, field) for d in self._decoded(collection) if matches(d, query)})
+        return list({value_at(d, field) for d in self._decoded(collection) if matches(d, query)})
 
     async def count(self, collection: str, query: Mapping[str, Any]) -> int:
         return len(self.selected_docs(collection, query))

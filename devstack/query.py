@@ -13,10 +13,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["matches", "path_values"]
+__all__ = ["matches", "path_values", "value_at"]
 
 
-def _get(doc: Mapping[str, Any], dotted: str) -> Any:
+def value_at(doc: Mapping[str, Any], dotted: str) -> Any:
+    """The value at a dotted path through documents only; None where a step is missing or
+    not a document."""
     value: Any = doc
     for part in dotted.split("."):
         if not isinstance(value, Mapping):
@@ -64,15 +66,15 @@ def matches(doc: Mapping[str, Any], query: Mapping[str, Any]) -> bool:
     """Whether a document passes a filter of top-level conditions (all of them)."""
     for key, condition in query.items():
         if not isinstance(condition, Mapping):
-            if _get(doc, key) != condition:
+            if value_at(doc, key) != condition:
                 return False
             continue
         for op, arg in condition.items():
             if op == "$in":
-                if _get(doc, key) not in arg:
+                if value_at(doc, key) not in arg:
                     return False
             elif op == "$ne":
-                if _get(doc, key) == arg:
+                if value_at(doc, key) == arg:
                     return False
             elif not _operator(path_values(doc, key), op, arg):
                 return False

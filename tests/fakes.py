@@ -16,17 +16,8 @@ import orjson
 from core.deps import Doc
 from core.errors import SourceUnavailable, UploadFailed
 from core.models import CcpaRequest, ExportRecord
-from devstack.query import matches
+from devstack.query import matches, value_at
 from topics.status import StatusStore
-
-
-def _get(doc: Mapping[str, Any], dotted: str) -> Any:
-    value: Any = doc
-    for part in dotted.split("."):
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(part)
-    return value
 
 
 def _sort_key(value: Any) -> tuple[int, str]:
@@ -65,7 +56,7 @@ class InMemorySource:
         self.finds.append((collection, dict(query)))
         docs = [copy.deepcopy(d) for d in self.collections.get(collection, []) if matches(d, query)]
         for field_name, direction in reversed(sort or ()):
-            docs.sort(key=lambda d: _sort_key(_get(d, field_name)))
+            docs.sort(key=lambda d: _sort_key(value_at(d, field_name)))
             if direction < 0:
                 docs.reverse()
         self.open_cursors += 1
@@ -135,7 +126,7 @@ class InMemorySource:
         return [
             copy.deepcopy(d)
             for d in self.collections.get(collection, [])
-            if isinstance(_get(d, field), str) and _get(d, field) in wanted
+            if isinstance(value_at(d, field), str) and value_at(d, field) in wanted
         ]
 
     async def find_one(self, collection: str, query: Mapping[str, Any]) -> Doc | None:
@@ -148,7 +139,7 @@ class InMemorySource:
         self.finds.append((collection, dict(query)))
         values: list[Any] = []
         for doc in self.collections.get(collection, []):
-            value = _get(doc, field)
+            value = value_at(doc, field)
             if matches(doc, query) and value is not None and value not in values:
                 values.append(value)
         return values
