@@ -141,13 +141,9 @@ class BatchSchema:
         count = len(offsets) - 1
         top = walk(buffer, bounds[:-1], bounds[1:])
         found = _Found()
-        columns, suspect = found.columns, found.suspect
         for dotted, name, kind in self._tops:
             hits = top.named(buffer, name)
-            columns[dotted], suspect[dotted] = _column(
-                buffer, top, hits, top.owner[hits], count, kind
-            )
-            found.cells_of(dotted, kind, buffer, top, hits, top.owner[hits])
+            found.add(dotted, kind, buffer, top, hits, top.owner[hits], count)
         for parent, children in self._parents:
             hits = top.named(buffer, parent)
             docs = top.owner[hits]
@@ -161,12 +157,9 @@ class BatchSchema:
             inner_docs = docs[nested][inner.owner]
             for dotted, name, kind in children:
                 child_hits = inner.named(buffer, name)
-                column, flags = _column(
-                    buffer, inner, child_hits, inner_docs[child_hits], count, kind
+                found.add(
+                    dotted, kind, buffer, inner, child_hits, inner_docs[child_hits], count, spoilt
                 )
-                columns[dotted], suspect[dotted] = column, flags | spoilt
-                found.cells_of(dotted, kind, buffer, inner, child_hits, inner_docs[child_hits])
-                found.cell_suspect[dotted] |= spoilt
         return found
 
 
@@ -183,7 +176,7 @@ class _Found:
     cell_suspect: dict[str, Flags] = field(default_factory=dict)
     number_cells: dict[str, tuple[Ints, pa.Array]] = field(default_factory=dict)
 
-    def cells_of(
+    def add(
         self,
         dotted: str,
         kind: FieldType,
@@ -191,28 +184,50 @@ class _Found:
         elements: Elements,
         hits: Ints,
         docs: Ints,
+        count: int,
+        spoilt: Flags | None = None,
     ) -> None:
-        """The field's cell suspects, once its column and suspects are in."""
-        flags = self.suspect[dotted].copy()
-        self.cell_suspect[dotted] = flags
-        if kind is FieldType.STR_LIST:
-            # A lone string's cell is the string, as its list of one is written.
-            lone_docs, _, _ = _lone_strings(elements, hits, docs, _repeated(docs, flags.size))
-            flags[lone_docs] = False
-            return
-        if kind is not FieldType.STR:
-            return
-        # A string field holding a whole number (a phone stored as 15550000004): the row
-        # rules write an int's decimal text (format_cell), which pyarrow's cast writes too.
+        """A field's column, its suspects and its cell suspects (`hits` are its elements,
+        `docs` the document each is in; `spoilt`: documents whose parent hides the field)."""
+        repeated = _repeated(docs, count)
+        lone = _lone_strings(elements, hits, docs, repeated) if kind is FieldType.STR_LIST else None
+        column, suspect = _column(buffer, elements, hits, docs, count, kind, repeated, lone)
+        cells = suspect.copy()
+        if lone is not None:
+            cells[lone[0]] = False  # a lone string's cell is the string, as its list of one
+        elif kind is FieldType.STR:
+            known = self._number_cells(dotted, buffer, elements, hits, docs, repeated)
+            cells[known] = False
+        if spoilt is not None:
+            suspect, cells = suspect | spoilt, cells | spoilt
+        self.columns[dotted], self.suspect[dotted], self.cell_suspect[dotted] = (
+            column,
+            suspect,
+            cells,
+        )
+
+    def _number_cells(
+        self,
+        dotted: str,
+        buffer: Buffer,
+        elements: Elements,
+        hits: Ints,
+        docs: Ints,
+        repeated: Flags,
+    ) -> Ints:
+        """The documents holding a whole number in a string field (a phone stored as
+        15550000004), whose cells are its decimal text: the row rules write an int so
+        (format_cell), and so does pyarrow's cast."""
         types = elements.kind[hits]
-        whole = ((types == _INT32) | (types == _INT64)) & ~_repeated(docs, flags.size)[docs]
-        if not whole.any():
-            return
+        whole = ((types == _INT32) | (types == _INT64)) & ~repeated[docs]
+        known: Ints = docs[whole]
+        if not known.size:
+            return known
         at, small = hits[whole], types[whole] == _INT32
         numbers = np.where(small, buffer.i4[elements.value[at]], buffer.i8[elements.value[at]])
-        flags[docs[whole]] = False
         texts = pa.array(numbers.astype(np.int64)).cast(pa.large_string())
-        self.number_cells[dotted] = (docs[whole], texts)
+        self.number_cells[dotted] = (known, texts)
+        return known
 
 
 def _indexes(flags: Mapping[str, Flags]) -> dict[str, frozenset[int]]:
@@ -234,19 +249,26 @@ def _repeated(docs: Ints, count: int) -> Flags:
 
 
 def _column(
-    buffer: Buffer, elements: Elements, hits: Ints, docs: Ints, count: int, kind: FieldType
+    buffer: Buffer,
+    elements: Elements,
+    hits: Ints,
+    docs: Ints,
+    count: int,
+    kind: FieldType,
+    repeated: Flags,
+    lone: tuple[Ints, Ints, Ints] | None,
 ) -> tuple[pa.Array, Flags]:
     """A field's typed column over `count` documents, and the documents suspect in it.
 
-    `hits` are the field's elements, `docs` the document each is in."""
+    `hits` are the field's elements, `docs` the document each is in, `repeated` the documents
+    holding it more than once, and `lone` a list field's lone strings (None for another type).
+    """
     types = elements.kind[hits]
     allowed = _ALLOWED_TYPES[kind]
     right = types == allowed[0]
     for other in allowed[1:]:
         right |= types == other
-    repeated = _repeated(docs, count)
     suspect = _flags(docs[~right & (types != _NULL)], count) | repeated
-    lone = _lone_strings(elements, hits, docs, repeated) if kind is FieldType.STR_LIST else None
     docs, hits = docs[right], hits[right]
     value, end = elements.value[hits], elements.end[hits]
     valid = _flags(docs, count)
